@@ -1,0 +1,268 @@
+//! ARNs of the things secretwire wires: SSM parameters, Secrets Manager
+//! secrets (with the optional `:json-key:version-stage:version-id` tail that
+//! ECS accepts), KMS keys and IAM roles. Pure string work, no I/O.
+
+use std::fmt;
+
+/// Where an API call runs: partition, region and account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub partition: String,
+    pub region: String,
+    pub account: String,
+}
+
+impl Scope {
+    pub fn new(region: &str, account: &str) -> Self {
+        Self { partition: partition_of(region).to_string(), region: region.to_string(), account: account.to_string() }
+    }
+
+    /// `arn:aws:ssm:R:A:parameter/NAME` with no doubled slash for `/`-rooted names.
+    pub fn parameter_arn(&self, name: &str) -> String {
+        format!(
+            "arn:{}:ssm:{}:{}:parameter/{}",
+            self.partition,
+            self.region,
+            self.account,
+            name.strip_prefix('/').unwrap_or(name)
+        )
+    }
+
+    pub fn role_arn(&self, role_name: &str) -> String {
+        format!("arn:{}:iam::{}:role/{}", self.partition, self.account, role_name)
+    }
+}
+
+pub fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else if region.starts_with("us-iso-") {
+        "aws-iso"
+    } else if region.starts_with("us-isob-") {
+        "aws-iso-b"
+    } else {
+        "aws"
+    }
+}
+
+/// A parsed ARN: `arn:partition:service:region:account:resource`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arn<'a> {
+    pub partition: &'a str,
+    pub service: &'a str,
+    pub region: &'a str,
+    pub account: &'a str,
+    pub resource: &'a str,
+}
+
+impl<'a> Arn<'a> {
+    pub fn parse(s: &'a str) -> Option<Self> {
+        let mut it = s.splitn(6, ':');
+        let (arn, partition, service, region, account, resource) =
+            (it.next()?, it.next()?, it.next()?, it.next()?, it.next()?, it.next()?);
+        if arn != "arn" || partition.is_empty() || service.is_empty() || resource.is_empty() {
+            return None;
+        }
+        Some(Self { partition, service, region, account, resource })
+    }
+}
+
+fn is_account(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A Secrets Manager reference as ECS understands it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretValueArn {
+    /// `arn:...:secret:NAME-AbCdEf` (or a partial ARN, exactly as given).
+    pub secret_arn: String,
+    pub json_key: Option<String>,
+    pub version_stage: Option<String>,
+    pub version_id: Option<String>,
+}
+
+/// What a raw `valueFrom` ARN points at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawTarget {
+    Parameter { arn: String, name: String },
+    Secret(SecretValueArn),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArnError(pub String);
+
+impl fmt::Display for ArnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Parses a `valueFrom` ARN of an SSM parameter or a Secrets Manager secret.
+pub fn parse_value_from(s: &str) -> Result<RawTarget, ArnError> {
+    let arn = Arn::parse(s)
+        .ok_or_else(|| ArnError(format!("`{s}` is not an ARN (arn:partition:service:region:account:resource)")))?;
+    if arn.region.is_empty() || !is_account(arn.account) {
+        return Err(ArnError(format!("`{s}` must name a region and a 12-digit account")));
+    }
+    match arn.service {
+        "ssm" => {
+            let rest = arn
+                .resource
+                .strip_prefix("parameter/")
+                .filter(|r| !r.is_empty())
+                .ok_or_else(|| ArnError(format!("`{s}` is not an SSM parameter ARN (…:parameter/NAME)")))?;
+            if rest.starts_with('/') {
+                return Err(ArnError(format!("`{s}` has a doubled slash after `parameter`")));
+            }
+            let name = if rest.contains('/') { format!("/{rest}") } else { rest.to_string() };
+            Ok(RawTarget::Parameter { arn: s.to_string(), name })
+        }
+        "secretsmanager" => {
+            let rest = arn
+                .resource
+                .strip_prefix("secret:")
+                .filter(|r| !r.is_empty())
+                .ok_or_else(|| ArnError(format!("`{s}` is not a Secrets Manager secret ARN (…:secret:NAME)")))?;
+            let mut parts = rest.split(':');
+            let name = parts.next().unwrap_or_default();
+            let tail: Vec<&str> = parts.collect();
+            if name.is_empty() {
+                return Err(ArnError(format!("`{s}` has no secret name")));
+            }
+            if !tail.is_empty() && tail.len() != 3 {
+                return Err(ArnError(format!(
+                    "`{s}`: after the secret name ECS expects exactly `:json-key:version-stage:version-id` (each may be empty)"
+                )));
+            }
+            let opt = |i: usize| tail.get(i).filter(|v| !v.is_empty()).map(|v| v.to_string());
+            let (stage, id) = (opt(1), opt(2));
+            if stage.is_some() && id.is_some() {
+                return Err(ArnError(format!("`{s}` pins both a version stage and a version id")));
+            }
+            let prefix_len = s.len() - rest.len();
+            Ok(RawTarget::Secret(SecretValueArn {
+                secret_arn: format!("{}{}", &s[..prefix_len], name),
+                json_key: opt(0),
+                version_stage: stage,
+                version_id: id,
+            }))
+        }
+        other => Err(ArnError(format!(
+            "`{s}` is a `{other}` ARN; valueFrom takes an SSM parameter or a Secrets Manager secret"
+        ))),
+    }
+}
+
+impl SecretValueArn {
+    /// The `valueFrom` string ECS expects.
+    pub fn value_from(&self) -> String {
+        if self.json_key.is_none() && self.version_stage.is_none() && self.version_id.is_none() {
+            return self.secret_arn.clone();
+        }
+        format!(
+            "{}:{}:{}:{}",
+            self.secret_arn,
+            self.json_key.as_deref().unwrap_or(""),
+            self.version_stage.as_deref().unwrap_or(""),
+            self.version_id.as_deref().unwrap_or("")
+        )
+    }
+
+    /// Pinned references do not change when the secret rotates.
+    pub fn is_pinned(&self) -> bool {
+        self.version_id.is_some() || self.version_stage.as_deref().is_some_and(|s| s != "AWSCURRENT")
+    }
+}
+
+/// Normalises `arn:...:task-definition/web:2`, `web:2` to `web:2`.
+pub fn task_definition_short(s: &str) -> &str {
+    s.rsplit_once(":task-definition/").map_or(s, |(_, r)| r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameter_arns_have_no_doubled_slash() {
+        let scope = Scope::new("eu-west-1", "123456789012");
+        assert_eq!(scope.parameter_arn("/web/db"), "arn:aws:ssm:eu-west-1:123456789012:parameter/web/db");
+        assert_eq!(scope.parameter_arn("plain"), "arn:aws:ssm:eu-west-1:123456789012:parameter/plain");
+        assert_eq!(Scope::new("cn-north-1", "123456789012").partition, "aws-cn");
+        assert_eq!(
+            Scope::new("us-gov-west-1", "123456789012").role_arn("r"),
+            "arn:aws-us-gov:iam::123456789012:role/r"
+        );
+    }
+
+    #[test]
+    fn value_from_arns() {
+        let cases: &[(&str, Result<RawTarget, ()>)] = &[
+            (
+                "arn:aws:ssm:us-east-1:123456789012:parameter/web/db",
+                Ok(RawTarget::Parameter {
+                    arn: "arn:aws:ssm:us-east-1:123456789012:parameter/web/db".into(),
+                    name: "/web/db".into(),
+                }),
+            ),
+            (
+                "arn:aws:ssm:us-east-1:123456789012:parameter/plain",
+                Ok(RawTarget::Parameter {
+                    arn: "arn:aws:ssm:us-east-1:123456789012:parameter/plain".into(),
+                    name: "plain".into(),
+                }),
+            ),
+            (
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:legacy-AbCdEf",
+                Ok(RawTarget::Secret(SecretValueArn {
+                    secret_arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:legacy-AbCdEf".into(),
+                    json_key: None,
+                    version_stage: None,
+                    version_id: None,
+                })),
+            ),
+            (
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:app-AbCdEf:username:AWSPREVIOUS:",
+                Ok(RawTarget::Secret(SecretValueArn {
+                    secret_arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:app-AbCdEf".into(),
+                    json_key: Some("username".into()),
+                    version_stage: Some("AWSPREVIOUS".into()),
+                    version_id: None,
+                })),
+            ),
+            ("arn:aws:ssm:us-east-1:123456789012:parameter//web/db", Err(())),
+            ("arn:aws:ssm:us-east-1:1234:parameter/x", Err(())),
+            ("arn:aws:s3:::bucket", Err(())),
+            ("arn:aws:secretsmanager:us-east-1:123456789012:secret:a:b", Err(())),
+            ("arn:aws:secretsmanager:us-east-1:123456789012:secret:a::AWSCURRENT:v1", Err(())),
+            ("/web/db", Err(())),
+        ];
+        for (input, want) in cases {
+            let got = parse_value_from(input).map_err(|_| ());
+            assert_eq!(&got, want, "{input}");
+        }
+    }
+
+    #[test]
+    fn secret_value_from_round_trips_and_pins() {
+        let RawTarget::Secret(s) =
+            parse_value_from("arn:aws:secretsmanager:us-east-1:123456789012:secret:app-AbCdEf:password::").unwrap()
+        else {
+            panic!("secret")
+        };
+        assert_eq!(s.value_from(), "arn:aws:secretsmanager:us-east-1:123456789012:secret:app-AbCdEf:password::");
+        assert!(!s.is_pinned());
+        let pinned = SecretValueArn { version_stage: Some("AWSPREVIOUS".into()), ..s.clone() };
+        assert!(pinned.is_pinned());
+        let current = SecretValueArn { version_stage: Some("AWSCURRENT".into()), ..s };
+        assert!(!current.is_pinned());
+    }
+
+    #[test]
+    fn task_definition_short_names() {
+        assert_eq!(task_definition_short("arn:aws:ecs:us-east-1:123456789012:task-definition/web:2"), "web:2");
+        assert_eq!(task_definition_short("web:2"), "web:2");
+    }
+}

@@ -1,0 +1,234 @@
+//! Loader and validation tests: every case asserts the exact location.
+
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::model::{Kind, ObjectKey, ValueRef};
+
+fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let p = d.path().join(name);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    }
+    d
+}
+
+/// `file:line:col: message-fragment` of each diagnostic, relative to the dir.
+fn located(dir: &Path, diags: &[Diagnostic]) -> Vec<String> {
+    diags
+        .iter()
+        .map(|d| format!("{}:{}:{}: {}", d.path.strip_prefix(dir).unwrap().display(), d.line, d.column, d.message))
+        .collect()
+}
+
+const SERVICE: &str = "apiVersion: secretwire.dev/v1alpha1
+kind: Service
+metadata:
+  name: web
+spec:
+  cluster: prod
+  containers:
+    - name: web
+      secrets:
+        - name: DATABASE_PASSWORD
+          parameter: /web/database-password
+        - name: API_USER
+          secret: web/api
+          jsonKey: username
+";
+
+#[test]
+fn a_valid_directory_loads_with_defaults() {
+    let param = "apiVersion: secretwire.dev/v1alpha1\nkind: Parameter\nmetadata:\n  name: /web/database-password\nspec:\n  initialValue:\n    generate: { length: 32, excludePunctuation: true }\n";
+    let d = dir_with(&[("a/web.yaml", SERVICE), ("b.yml", param), ("ignored.txt", "not yaml: [")]);
+    let (desired, diags) = load_dir(d.path());
+    assert!(diags.is_empty(), "{diags:?}");
+    let web = &desired.services["web"];
+    assert_eq!(web.service_name, "web");
+    assert_eq!(web.family, "web");
+    assert_eq!(web.execution_role.name, "web-execution");
+    assert!(web.redeploy_on_change);
+    assert_eq!(web.containers[0].secrets[0].value, ValueRef::Parameter { name: "/web/database-password".into() });
+    assert!(
+        matches!(&web.containers[0].secrets[1].value, ValueRef::Secret { json_key: Some(k), .. } if k == "username")
+    );
+    assert_eq!(desired.parameters["/web/database-password"].kind, crate::model::ParameterType::SecureString);
+}
+
+#[test]
+fn schema_errors_are_located_and_all_reported() {
+    let typo = SERVICE.replace("          jsonKey: username\n", "          jsonkey: username\n");
+    let two_docs = "apiVersion: secretwire.dev/v1alpha1\nkind: Secret\nmetadata:\n  name: bad name!\nspec: {}\n---\napiVersion: secretwire.dev/v1alpha1\nkind: Nope\nmetadata:\n  name: x\nspec: {}\n---\napiVersion: secretwire.dev/v1alpha1\nkind: Secret\nmetadata:\n  name: fine\nspec:\n  description: ok\n";
+    let d = dir_with(&[("1.yaml", &typo), ("2.yaml", two_docs)]);
+    let (desired, diags) = load_dir(d.path());
+    let got = located(d.path(), &diags);
+    assert_eq!(got.len(), 3, "{got:#?}");
+    assert!(got[0].starts_with("1.yaml:14:11: unknown field `jsonkey`"), "{got:#?}");
+    assert!(got[1].starts_with("2.yaml:4:9: secret name `bad name!` contains ` `"), "{got:#?}");
+    assert!(got[2].starts_with("2.yaml:8:7: unknown kind `Nope`"), "{got:#?}");
+    assert!(desired.secrets.contains_key("fine"), "a later valid document still loads");
+    assert!(desired.invalid.contains(&ObjectKey::new(Kind::Secret, "bad name!")));
+    let shown = diags[0].to_string();
+    assert!(
+        shown.starts_with(&format!("{}:14:11: error: unknown field `jsonkey`", d.path().join("1.yaml").display())),
+        "{shown}"
+    );
+    assert!(shown.contains("14 |           jsonkey: username"), "the offending line is shown: {shown}");
+}
+
+#[test]
+fn semantic_errors_point_at_the_field() {
+    let svc = "apiVersion: secretwire.dev/v1alpha1
+kind: Service
+metadata:
+  name: api
+spec:
+  cluster: prod
+  taskDefinition: { family: 'bad family' }
+  containers:
+    - name: app
+      secrets:
+        - name: A
+          parameter: aws/reserved
+        - name: A
+          secret: s
+          versionStage: AWSPREVIOUS
+          versionId: v1
+        - name: B
+          parameter: /p
+          jsonKey: k
+        - name: C
+          valueFrom: arn:aws:ssm:us-east-1:123456789012:parameter//double
+        - name: D
+          secret: s
+          parameter: /p
+      repositoryCredentials:
+        parameter: /registry
+";
+    let d = dir_with(&[("s.yaml", svc)]);
+    let (desired, diags) = load_dir(d.path());
+    let got = located(d.path(), &diags);
+    let want = [
+        "s.yaml:7:29: family `bad family`",
+        "s.yaml:12:22: parameter name `aws/reserved` has a hierarchy",
+        "s.yaml:13:17: secrets: `A` is set twice",
+        "s.yaml:16:22: pin either versionStage or versionId",
+        "s.yaml:19:20: jsonKey, versionStage and versionId apply only",
+        "s.yaml:21:22: valueFrom: `arn:aws:ssm:us-east-1:123456789012:parameter//double` has a doubled slash",
+        "s.yaml:22:17: `D` needs exactly one of",
+        "s.yaml:26:20: repositoryCredentials must be a Secrets Manager secret",
+    ];
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+    for (g, w) in got.iter().zip(want) {
+        assert!(g.starts_with(w), "got {g}\nwant {w}");
+    }
+    assert!(desired.services.is_empty(), "an invalid object is never in the desired state");
+    assert!(desired.invalid.contains(&ObjectKey::new(Kind::Service, "api")));
+}
+
+#[test]
+fn duplicates_across_files_name_both_places() {
+    let p = "apiVersion: secretwire.dev/v1alpha1\nkind: Parameter\nmetadata:\n  name: /dup\nspec: {}\n";
+    let d = dir_with(&[("a.yaml", p), ("b.yaml", p)]);
+    let (_, diags) = load_dir(d.path());
+    assert_eq!(diags.len(), 1);
+    let first = d.path().join("a.yaml");
+    assert_eq!(diags[0].path, d.path().join("b.yaml"));
+    assert_eq!((diags[0].line, diags[0].column), (4, 9));
+    assert!(diags[0].message.contains(&format!("already declared at {}:4:9", first.display())), "{}", diags[0].message);
+}
+
+#[test]
+fn parameter_name_rules() {
+    use super::validate::check_parameter_name as c;
+    for ok in ["/web/db", "plain", "/a.b-c_d"] {
+        assert!(c(ok).is_ok(), "{ok}");
+    }
+    for bad in ["", "/aws/x", "ssm-x", "/SSM/x", "a/b", "/a//b", "/a/", "/a b", &format!("/{}", "a/".repeat(16) + "z")]
+    {
+        assert!(c(bad).is_err(), "{bad}");
+    }
+    use super::validate::check_secret_name as s;
+    assert!(s("web/api+x=y.z@w-1_2").is_ok());
+    assert!(s("web api").is_err() && s("").is_err() && s(&"a".repeat(513)).is_err());
+}
+
+#[test]
+fn templates_must_exist_parse_and_hold_the_declared_containers() {
+    let svc = |template: &str| {
+        format!(
+            "apiVersion: secretwire.dev/v1alpha1\nkind: Service\nmetadata:\n  name: web\nspec:\n  cluster: prod\n  taskDefinition:\n    template: {template}\n  containers:\n    - name: web\n"
+        )
+    };
+    let d = dir_with(&[
+        ("ok.yaml", &svc("td/web.json")),
+        ("td/web.json", r#"{"family": "web", "containerDefinitions": [{"name": "web", "image": "httpd"}]}"#),
+    ]);
+    let (desired, diags) = load_dir(d.path());
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(desired.services["web"].template.as_ref().unwrap()["containerDefinitions"][0]["image"], "httpd");
+
+    let d = dir_with(&[("m.yaml", &svc("missing.json"))]);
+    let (_, diags) = load_dir(d.path());
+    assert_eq!((diags[0].line, diags[0].column), (8, 15));
+    assert!(diags[0].message.contains("missing.json"));
+
+    let d =
+        dir_with(&[("b.yaml", &svc("t.yaml")), ("t.yaml", "containerDefinitions:\n  - name: other\n    image: x\n")]);
+    let (_, diags) = load_dir(d.path());
+    assert_eq!(located(d.path(), &diags), vec!["b.yaml:10:13: container `web` is not in the task definition template"]);
+}
+
+#[test]
+fn non_utf8_files_are_rejected_by_name_and_position() {
+    let d = tempfile::tempdir().unwrap();
+    fs::write(d.path().join("bin.yaml"), b"kind: x\nname: \xff\xfe\n").unwrap();
+    let (_, diags) = load_dir(d.path());
+    assert_eq!(located(d.path(), &diags), vec!["bin.yaml:2:7: file is not valid UTF-8"]);
+}
+
+#[test]
+fn alias_bombs_and_deep_nesting_are_rejected_fast() {
+    let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..12 {
+        bomb.push_str(&format!(
+            "{}: &{} [*{}, *{}, *{}, *{}, *{}, *{}, *{}, *{}, *{}, *{}]\n",
+            (b'a' + i) as char,
+            (b'a' + i) as char,
+            (b'a' + i - 1) as char,
+            (b'a' + i - 1) as char,
+            (b'a' + i - 1) as char,
+            (b'a' + i - 1) as char,
+            (b'a' + i - 1) as char,
+            (b'a' + i - 1) as char,
+            (b'a' + i - 1) as char,
+            (b'a' + i - 1) as char,
+            (b'a' + i - 1) as char,
+            (b'a' + i - 1) as char
+        ));
+    }
+    let deep = format!("apiVersion: {}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let d = dir_with(&[("bomb.yaml", &bomb), ("deep.yaml", &deep)]);
+    let start = Instant::now();
+    let (desired, diags) = load_dir(d.path());
+    // Generous bound: the point is "not minutes or gigabytes"; speed goals live in `make bench`.
+    assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+    assert_eq!(diags.len(), 2, "{diags:?}");
+    assert!(diags.iter().all(|d| d.line > 0), "{diags:?}");
+    assert!(desired.services.is_empty());
+}
+
+#[cfg(unix)]
+#[test]
+fn symlink_loops_are_reported_not_followed() {
+    let d = dir_with(&[("ok.yaml", SERVICE)]);
+    std::os::unix::fs::symlink(d.path(), d.path().join("loop")).unwrap();
+    let (desired, diags) = load_dir(d.path());
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert!(diags[0].message.contains("symlink loop"));
+    assert!(desired.services.contains_key("web"));
+}

@@ -1,0 +1,175 @@
+//! The desired state: what the manifests ask for, validated and with defaults
+//! filled in. No AWS SDK types and no I/O live here.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::arn::RawTarget;
+pub use crate::manifest::schema::{GenerateSpec, ParameterType};
+use crate::value::InitialValue;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub enum Kind {
+    Parameter,
+    Secret,
+    Service,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Parameter => "Parameter",
+            Kind::Secret => "Secret",
+            Kind::Service => "Service",
+        })
+    }
+}
+
+/// `(kind, metadata.name)`: unique across the manifest directory.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct ObjectKey {
+    pub kind: Kind,
+    pub name: String,
+}
+
+impl ObjectKey {
+    pub fn new(kind: Kind, name: impl Into<String>) -> Self {
+        Self { kind, name: name.into() }
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.kind, self.name)
+    }
+}
+
+/// Where an object was declared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub path: PathBuf,
+    pub line: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Desired {
+    pub parameters: BTreeMap<String, ParameterDef>,
+    pub secrets: BTreeMap<String, SecretDef>,
+    pub services: BTreeMap<String, ServiceDef>,
+    /// Objects that are declared but invalid: never applied, but references to
+    /// them still count as references to the repo, not to external values.
+    pub invalid: BTreeSet<ObjectKey>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ParameterDef {
+    pub name: String,
+    pub origin: Origin,
+    pub kind: ParameterType,
+    pub kms_key_id: Option<String>,
+    pub description: Option<String>,
+    pub initial_value: Option<InitialValue>,
+    pub adopt: bool,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SecretDef {
+    pub name: String,
+    pub origin: Origin,
+    pub kms_key_id: Option<String>,
+    pub description: Option<String>,
+    pub initial_value: Option<InitialValue>,
+    pub adopt: bool,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceDef {
+    pub name: String,
+    pub origin: Origin,
+    pub cluster: String,
+    pub service_name: String,
+    pub family: String,
+    /// A RegisterTaskDefinition input, in the wire (camelCase) shape.
+    pub template: Option<serde_json::Value>,
+    pub execution_role: RoleDef,
+    pub task_role: Option<TaskRoleDef>,
+    pub containers: Vec<ContainerWiring>,
+    pub redeploy_on_change: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleDef {
+    pub name: String,
+    pub adopt: bool,
+    pub managed_policy_arns: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TaskRoleDef {
+    pub role: RoleDef,
+    pub statements: Vec<Statement>,
+}
+
+/// An IAM statement for the application's own role.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    pub sid: Option<String>,
+    pub effect: String,
+    pub actions: Vec<String>,
+    pub resources: Vec<String>,
+    pub conditions: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ContainerWiring {
+    pub name: String,
+    /// -> containerDefinitions[].secrets
+    pub secrets: Vec<EnvSecret>,
+    /// -> containerDefinitions[].logConfiguration.secretOptions
+    pub log_secrets: Vec<EnvSecret>,
+    /// -> containerDefinitions[].repositoryCredentials.credentialsParameter
+    pub repository_credentials: Option<ValueRef>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EnvSecret {
+    pub name: String,
+    pub value: ValueRef,
+}
+
+/// Where a value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueRef {
+    /// An SSM parameter by name (declared in the repo or external).
+    Parameter { name: String },
+    /// A Secrets Manager secret by name or ARN (declared in the repo or external).
+    Secret { id: String, json_key: Option<String>, version_stage: Option<String>, version_id: Option<String> },
+    /// A raw `valueFrom` ARN, used as given.
+    Raw { value_from: String, target: RawTarget },
+}
+
+impl ValueRef {
+    /// A pinned reference keeps reading the same version after a rotation.
+    pub fn is_pinned(&self) -> bool {
+        match self {
+            ValueRef::Parameter { .. } => false,
+            ValueRef::Secret { version_stage, version_id, .. } => {
+                version_id.is_some() || version_stage.as_deref().is_some_and(|s| s != "AWSCURRENT")
+            }
+            ValueRef::Raw { target: RawTarget::Secret(s), .. } => s.is_pinned(),
+            ValueRef::Raw { target: RawTarget::Parameter { .. }, .. } => false,
+        }
+    }
+}
+
+impl ServiceDef {
+    /// Every value reference of the service, in manifest order.
+    pub fn value_refs(&self) -> impl Iterator<Item = &ValueRef> {
+        self.containers.iter().flat_map(|c| {
+            c.secrets.iter().chain(c.log_secrets.iter()).map(|s| &s.value).chain(c.repository_credentials.iter())
+        })
+    }
+}

@@ -1,0 +1,366 @@
+//! IAM policy documents, built and compared as data. Generated roles get a
+//! confused-deputy-safe trust policy and one least-privilege inline policy.
+//! Comparison is on a canonical form, because IAM hands documents back
+//! URL-encoded, with single strings where we wrote lists, in any order.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Value, json};
+
+use crate::arn::Scope;
+use crate::model::{Desired, Statement, ValueRef};
+
+pub const INLINE_POLICY_NAME: &str = "secretwire";
+pub const ECS_TASKS: &str = "ecs-tasks.amazonaws.com";
+
+/// What a task execution role must be able to read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    pub parameters: BTreeSet<String>,
+    pub secrets: BTreeSet<String>,
+    /// Customer managed keys (ARNs) that encrypt a referenced parameter.
+    pub parameter_keys: BTreeSet<String>,
+    /// Customer managed keys (ARNs) that encrypt a referenced secret.
+    pub secret_keys: BTreeSet<String>,
+}
+
+pub fn execution_trust(scope: &Scope) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": ECS_TASKS},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": scope.account}}
+        }]
+    })
+}
+
+pub fn task_trust(scope: &Scope) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": ECS_TASKS},
+            "Action": "sts:AssumeRole",
+            "Condition": {
+                "StringEquals": {"aws:SourceAccount": scope.account},
+                "ArnLike": {"aws:SourceArn": format!("arn:{}:ecs:{}:{}:*", scope.partition, scope.region, scope.account)}
+            }
+        }]
+    })
+}
+
+/// The execution role's inline policy; `None` when it would grant nothing.
+pub fn execution_policy(g: &Grants, scope: &Scope) -> Option<Value> {
+    let mut statements = Vec::new();
+    let list = |s: &BTreeSet<String>| Value::Array(s.iter().cloned().map(Value::String).collect());
+    if !g.parameters.is_empty() {
+        statements.push(json!({"Sid": "ReadParameters", "Effect": "Allow", "Action": "ssm:GetParameters", "Resource": list(&g.parameters)}));
+    }
+    if !g.secrets.is_empty() {
+        statements.push(json!({"Sid": "ReadSecrets", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": list(&g.secrets)}));
+    }
+    if !g.parameter_keys.is_empty() {
+        statements.push(json!({
+            "Sid": "DecryptParameters", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": list(&g.parameter_keys),
+            "Condition": {"StringEquals": {"kms:ViaService": format!("ssm.{}.amazonaws.com", scope.region)}}
+        }));
+    }
+    if !g.secret_keys.is_empty() {
+        statements.push(json!({
+            "Sid": "DecryptSecrets", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": list(&g.secret_keys),
+            "Condition": {"StringEquals": {"kms:ViaService": format!("secretsmanager.{}.amazonaws.com", scope.region)}}
+        }));
+    }
+    (!statements.is_empty()).then(|| json!({"Version": "2012-10-17", "Statement": statements}))
+}
+
+/// The task role's inline policy, from the manifest's statements.
+pub fn task_policy(statements: &[Statement]) -> Option<Value> {
+    if statements.is_empty() {
+        return None;
+    }
+    let st: Vec<Value> = statements
+        .iter()
+        .map(|s| {
+            let mut v = json!({"Effect": s.effect, "Action": s.actions, "Resource": s.resources});
+            if let Some(sid) = &s.sid {
+                v["Sid"] = json!(sid);
+            }
+            if !s.conditions.is_empty() {
+                v["Condition"] = json!(s.conditions);
+            }
+            v
+        })
+        .collect();
+    Some(json!({"Version": "2012-10-17", "Statement": st}))
+}
+
+/// Parses a policy document as IAM returns it: URL-encoded on real AWS
+/// (RFC 3986), plain JSON on some emulators. Both are accepted.
+pub fn decode_document(text: &str) -> Result<Value, String> {
+    if let Ok(v) = serde_json::from_str::<Value>(text) {
+        return Ok(v);
+    }
+    let decoded = percent_encoding::percent_decode_str(text)
+        .decode_utf8()
+        .map_err(|e| format!("policy document is not UTF-8 after URL-decoding: {e}"))?;
+    serde_json::from_str(&decoded).map_err(|e| format!("policy document is not JSON: {e}"))
+}
+
+/// A canonical form for comparison: single values become sorted lists,
+/// statements are sorted, `Sid`s kept, `Version` defaulted.
+pub fn canonical(doc: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    out.insert("Version".into(), doc.get("Version").cloned().unwrap_or_else(|| json!("2008-10-17")));
+    let statements = match doc.get("Statement") {
+        Some(Value::Array(a)) => a.clone(),
+        Some(v @ Value::Object(_)) => vec![v.clone()],
+        _ => Vec::new(),
+    };
+    let mut st: Vec<Value> = statements.iter().map(canonical_statement).collect();
+    st.sort_by_key(|s| s.to_string());
+    out.insert("Statement".into(), Value::Array(st));
+    Value::Object(out)
+}
+
+fn canonical_statement(s: &Value) -> Value {
+    let Value::Object(m) = s else { return s.clone() };
+    let mut out = serde_json::Map::new();
+    for (k, v) in m {
+        let v = match k.as_str() {
+            "Action" | "NotAction" | "Resource" | "NotResource" => sorted_list(v),
+            "Principal" | "NotPrincipal" => match v {
+                Value::Object(p) => Value::Object(p.iter().map(|(k, v)| (k.clone(), sorted_list(v))).collect()),
+                other => other.clone(),
+            },
+            "Condition" => match v {
+                Value::Object(ops) => Value::Object(
+                    ops.iter()
+                        .map(|(op, kv)| {
+                            let kv = match kv {
+                                Value::Object(kv) => {
+                                    Value::Object(kv.iter().map(|(k, v)| (k.clone(), sorted_list(v))).collect())
+                                }
+                                other => other.clone(),
+                            };
+                            (op.clone(), kv)
+                        })
+                        .collect(),
+                ),
+                other => other.clone(),
+            },
+            _ => v.clone(),
+        };
+        out.insert(k.clone(), v);
+    }
+    // serde_json's preserve_order keeps insertion order; sort keys for a stable form.
+    let mut keys: Vec<_> = out.into_iter().collect();
+    keys.sort_by(|a, b| a.0.cmp(&b.0));
+    Value::Object(keys.into_iter().map(|(k, v)| (k, sort_keys(v))).collect())
+}
+
+fn sort_keys(v: Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut kv: Vec<_> = m.into_iter().map(|(k, v)| (k, sort_keys(v))).collect();
+            kv.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(kv.into_iter().collect())
+        }
+        other => other,
+    }
+}
+
+fn sorted_list(v: &Value) -> Value {
+    let mut items: Vec<Value> = match v {
+        Value::Array(a) => a.clone(),
+        other => vec![other.clone()],
+    };
+    items.sort_by_key(|x| x.to_string());
+    items.dedup();
+    Value::Array(items)
+}
+
+/// Whether two documents grant the same thing, however they are spelled.
+pub fn same_document(a: &Value, b: &Value) -> bool {
+    canonical(a) == canonical(b)
+}
+
+/// The IAM policy secretwire itself needs for these manifests.
+pub fn controller_policy(desired: &Desired, scope: &Scope, run: bool) -> Value {
+    let Scope { partition: p, region: r, account: a } = scope;
+    let managed_by = "aws:ResourceTag/secretwire.dev/managed-by";
+    let request_tag = "aws:RequestTag/secretwire.dev/managed-by";
+    let param_arns: BTreeSet<String> = desired.parameters.keys().map(|n| scope.parameter_arn(n)).collect();
+    let secret_arn = |name: &str| format!("arn:{p}:secretsmanager:{r}:{a}:secret:{name}-??????");
+    let owned_secrets: BTreeSet<String> = desired.secrets.keys().map(|n| secret_arn(n)).collect();
+    let mut read_secrets = owned_secrets.clone();
+    for svc in desired.services.values() {
+        for v in svc.value_refs() {
+            if let ValueRef::Secret { id, .. } = v {
+                if id.starts_with("arn:") {
+                    read_secrets.insert(id.clone());
+                } else {
+                    read_secrets.insert(secret_arn(id));
+                }
+            }
+        }
+    }
+    let mut roles = BTreeSet::new();
+    let mut managed_policies = BTreeSet::new();
+    for svc in desired.services.values() {
+        roles.insert(scope.role_arn(&svc.execution_role.name));
+        managed_policies.extend(svc.execution_role.managed_policy_arns.iter().cloned());
+        if let Some(t) = &svc.task_role {
+            roles.insert(scope.role_arn(&t.role.name));
+            managed_policies.extend(t.role.managed_policy_arns.iter().cloned());
+        }
+    }
+    let services: BTreeSet<String> = desired
+        .services
+        .values()
+        .map(|s| {
+            let cluster = s.cluster.rsplit('/').next().unwrap_or(&s.cluster);
+            format!("arn:{p}:ecs:{r}:{a}:service/{cluster}/{}", s.service_name)
+        })
+        .collect();
+    let mut st = vec![
+        json!({"Sid": "DiscoverWithoutResourceScope", "Effect": "Allow",
+               "Action": ["ssm:DescribeParameters", "secretsmanager:ListSecrets", "kms:ListAliases",
+                          "ecs:DescribeTaskDefinition", "iam:GetAccountAuthorizationDetails"],
+               "Resource": "*"}),
+        json!({"Sid": "DescribeKeys", "Effect": "Allow", "Action": "kms:DescribeKey", "Resource": format!("arn:{p}:kms:{r}:{a}:key/*")}),
+    ];
+    if !param_arns.is_empty() {
+        st.push(json!({"Sid": "CreateParameters", "Effect": "Allow", "Action": ["ssm:PutParameter", "ssm:AddTagsToResource", "ssm:ListTagsForResource"], "Resource": param_arns}));
+    }
+    if !read_secrets.is_empty() {
+        st.push(json!({"Sid": "DescribeSecrets", "Effect": "Allow", "Action": "secretsmanager:DescribeSecret", "Resource": read_secrets}));
+    }
+    if !owned_secrets.is_empty() {
+        st.push(json!({"Sid": "CreateSecrets", "Effect": "Allow", "Action": ["secretsmanager:CreateSecret", "secretsmanager:TagResource"],
+                       "Resource": owned_secrets.clone(), "Condition": {"StringLike": {request_tag: "*"}}}));
+        st.push(json!({"Sid": "UpdateOwnedSecrets", "Effect": "Allow", "Action": ["secretsmanager:UpdateSecret", "secretsmanager:TagResource"],
+                       "Resource": owned_secrets, "Condition": {"StringLike": {managed_by: "*"}}}));
+    }
+    if desired.parameters.values().any(|d| d.kms_key_id.is_some())
+        || desired.secrets.values().any(|d| d.kms_key_id.is_some())
+    {
+        st.push(json!({"Sid": "EncryptNewValuesWithCustomerKeys", "Effect": "Allow", "Action": ["kms:Encrypt", "kms:GenerateDataKey", "kms:Decrypt"],
+                       "Resource": format!("arn:{p}:kms:{r}:{a}:key/*"),
+                       "Condition": {"StringEquals": {"kms:ViaService": [format!("ssm.{r}.amazonaws.com"), format!("secretsmanager.{r}.amazonaws.com")]}}}));
+    }
+    if !roles.is_empty() {
+        st.push(json!({"Sid": "ReadRoles", "Effect": "Allow",
+                       "Action": ["iam:GetRole", "iam:GetRolePolicy", "iam:ListRolePolicies", "iam:ListAttachedRolePolicies"], "Resource": roles.clone()}));
+        st.push(json!({"Sid": "CreateRoles", "Effect": "Allow", "Action": ["iam:CreateRole", "iam:TagRole"], "Resource": roles.clone(),
+                       "Condition": {"StringLike": {request_tag: "*"}}}));
+        st.push(json!({"Sid": "ManageOwnedRoles", "Effect": "Allow",
+                       "Action": ["iam:UpdateAssumeRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:DetachRolePolicy", "iam:TagRole"],
+                       "Resource": roles.clone()}));
+        if !managed_policies.is_empty() {
+            st.push(json!({"Sid": "AttachDeclaredManagedPolicies", "Effect": "Allow", "Action": "iam:AttachRolePolicy", "Resource": roles.clone(),
+                           "Condition": {"ArnEquals": {"iam:PolicyARN": managed_policies}}}));
+        }
+        st.push(json!({"Sid": "PassRolesToEcsTasks", "Effect": "Allow", "Action": "iam:PassRole", "Resource": roles,
+                       "Condition": {"StringEquals": {"iam:PassedToService": ECS_TASKS}}}));
+    }
+    if !services.is_empty() {
+        st.push(json!({"Sid": "RegisterTaskDefinitions", "Effect": "Allow", "Action": "ecs:RegisterTaskDefinition", "Resource": "*"}));
+        st.push(json!({"Sid": "TagNewTaskDefinitions", "Effect": "Allow", "Action": "ecs:TagResource",
+                       "Resource": format!("arn:{p}:ecs:{r}:{a}:task-definition/*"),
+                       "Condition": {"StringEquals": {"ecs:CreateAction": "RegisterTaskDefinition"}}}));
+        st.push(json!({"Sid": "DeployServices", "Effect": "Allow", "Action": ["ecs:DescribeServices", "ecs:UpdateService"], "Resource": services}));
+    }
+    if run {
+        let queue = format!("arn:{p}:sqs:{r}:{a}:secretwire-*");
+        let rules = format!("arn:{p}:events:{r}:{a}:rule/secretwire-*");
+        st.push(json!({"Sid": "EventQueue", "Effect": "Allow",
+                       "Action": ["sqs:CreateQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:SetQueueAttributes", "sqs:TagQueue",
+                                  "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"], "Resource": queue}));
+        st.push(json!({"Sid": "EventRules", "Effect": "Allow",
+                       "Action": ["events:PutRule", "events:PutTargets", "events:DescribeRule", "events:ListTargetsByRule", "events:TagResource"],
+                       "Resource": rules}));
+    }
+    json!({"Version": "2012-10-17", "Statement": st})
+}
+
+/// Helper for tests and the plan: key-value tags as a sorted map.
+pub fn tag_map<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> BTreeMap<String, String> {
+    tags.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope() -> Scope {
+        Scope::new("us-east-1", "123456789012")
+    }
+
+    #[test]
+    fn execution_policy_is_least_privilege_sorted_and_omits_empty_statements() {
+        let mut g = Grants::default();
+        g.parameters.insert("arn:aws:ssm:us-east-1:123456789012:parameter/web/b".into());
+        g.parameters.insert("arn:aws:ssm:us-east-1:123456789012:parameter/web/a".into());
+        g.parameters.insert("arn:aws:ssm:us-east-1:123456789012:parameter/web/a".into());
+        g.secret_keys.insert("arn:aws:kms:us-east-1:123456789012:key/k1".into());
+        let p = execution_policy(&g, &scope()).unwrap();
+        let st = p["Statement"].as_array().unwrap();
+        assert_eq!(st.len(), 2, "no secrets statement, no parameter key statement: {p}");
+        assert_eq!(st[0]["Action"], "ssm:GetParameters");
+        assert_eq!(
+            st[0]["Resource"],
+            json!([
+                "arn:aws:ssm:us-east-1:123456789012:parameter/web/a",
+                "arn:aws:ssm:us-east-1:123456789012:parameter/web/b"
+            ])
+        );
+        assert_eq!(st[1]["Condition"]["StringEquals"]["kms:ViaService"], "secretsmanager.us-east-1.amazonaws.com");
+        assert!(!p.to_string().contains('*'), "no wildcards: {p}");
+        assert_eq!(execution_policy(&Grants::default(), &scope()), None);
+    }
+
+    #[test]
+    fn trust_policies_are_confused_deputy_safe() {
+        let e = execution_trust(&scope());
+        assert_eq!(e["Statement"][0]["Condition"]["StringEquals"]["aws:SourceAccount"], "123456789012");
+        assert!(e["Statement"][0]["Condition"].get("ArnLike").is_none());
+        let t = task_trust(&scope());
+        assert_eq!(t["Statement"][0]["Condition"]["ArnLike"]["aws:SourceArn"], "arn:aws:ecs:us-east-1:123456789012:*");
+        assert_eq!(t["Statement"][0]["Principal"]["Service"], ECS_TASKS);
+    }
+
+    #[test]
+    fn url_encoded_documents_compare_equal_to_what_we_wrote() {
+        let ours = execution_trust(&scope());
+        // What real IAM returns from GetRole: RFC 3986 encoded, lists collapsed, keys reordered.
+        let returned = r#"{"Statement":[{"Action":"sts:AssumeRole","Condition":{"StringEquals":{"aws:SourceAccount":["123456789012"]}},"Effect":"Allow","Principal":{"Service":["ecs-tasks.amazonaws.com"]}}],"Version":"2012-10-17"}"#;
+        let encoded: String =
+            percent_encoding::utf8_percent_encode(returned, percent_encoding::NON_ALPHANUMERIC).to_string();
+        assert!(encoded.starts_with("%7B%22Statement"));
+        let decoded = decode_document(&encoded).unwrap();
+        assert!(same_document(&ours, &decoded));
+        assert!(same_document(&ours, &decode_document(returned).unwrap()), "plain JSON (moto) too");
+        let other = task_trust(&scope());
+        assert!(!same_document(&ours, &other));
+        assert!(decode_document("%7Bnot json").is_err());
+    }
+
+    #[test]
+    fn task_policy_carries_statements_and_conditions() {
+        let st = Statement {
+            sid: Some("Assets".into()),
+            effect: "Allow".into(),
+            actions: vec!["s3:GetObject".into()],
+            resources: vec!["arn:aws:s3:::web-assets/*".into()],
+            conditions: [("Bool".to_string(), [("aws:SecureTransport".to_string(), vec!["true".to_string()])].into())]
+                .into(),
+        };
+        let p = task_policy(&[st]).unwrap();
+        assert_eq!(p["Statement"][0]["Sid"], "Assets");
+        assert_eq!(p["Statement"][0]["Condition"]["Bool"]["aws:SecureTransport"], json!(["true"]));
+        assert_eq!(task_policy(&[]), None);
+    }
+}

@@ -1,0 +1,305 @@
+//! Task definitions as data in the ECS wire shape (`serde_json::Value`, the
+//! camelCase form of RegisterTaskDefinition and DescribeTaskDefinition). The
+//! base (template or live revision) is kept exactly; only the wiring of the
+//! declared containers and the two role ARNs are replaced. Keeping the wire
+//! form means no field is lost, even one newer than this build's SDK model.
+
+use serde_json::{Map, Value, json};
+
+/// Fields ECS adds on describe that are not RegisterTaskDefinition input.
+const READ_ONLY: &[&str] = &[
+    "taskDefinitionArn",
+    "revision",
+    "status",
+    "requiresAttributes",
+    "compatibilities",
+    "registeredAt",
+    "registeredBy",
+    "deregisteredAt",
+    "deleteRequestedAt",
+];
+
+/// The wiring secretwire owns, with every reference already resolved to a `valueFrom`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wiring {
+    pub execution_role_arn: String,
+    /// `None`: keep whatever task role the base has.
+    pub task_role_arn: Option<String>,
+    pub containers: Vec<ContainerWiring>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerWiring {
+    pub name: String,
+    pub secrets: Vec<(String, String)>,
+    pub log_secrets: Vec<(String, String)>,
+    pub repository_credentials: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RenderError {
+    #[error("the base task definition is not a JSON object")]
+    NotAnObject,
+    #[error("container `{0}` is not in the base task definition")]
+    MissingContainer(String),
+    #[error("container `{0}` has logSecrets but its base definition has no logConfiguration")]
+    NoLogConfiguration(String),
+}
+
+/// Applies the wiring to a base definition; every other field is kept.
+pub fn render(base: &Value, family: &str, wiring: &Wiring) -> Result<Value, RenderError> {
+    let Value::Object(base) = base else { return Err(RenderError::NotAnObject) };
+    let mut out: Map<String, Value> = base
+        .iter()
+        .filter(|(k, _)| !READ_ONLY.contains(&k.as_str()) && *k != "tags")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    out.insert("family".into(), json!(family));
+    out.insert("executionRoleArn".into(), json!(wiring.execution_role_arn));
+    if let Some(t) = &wiring.task_role_arn {
+        out.insert("taskRoleArn".into(), json!(t));
+    }
+    let containers = out.get_mut("containerDefinitions").and_then(Value::as_array_mut);
+    let Some(containers) = containers else {
+        return Err(wiring
+            .containers
+            .first()
+            .map_or(RenderError::NotAnObject, |c| RenderError::MissingContainer(c.name.clone())));
+    };
+    for w in &wiring.containers {
+        let c = containers
+            .iter_mut()
+            .find(|c| c["name"].as_str() == Some(w.name.as_str()))
+            .and_then(Value::as_object_mut)
+            .ok_or_else(|| RenderError::MissingContainer(w.name.clone()))?;
+        set_or_remove(c, "secrets", pairs(&w.secrets));
+        match c.get_mut("logConfiguration").and_then(Value::as_object_mut) {
+            Some(log) => set_or_remove(log, "secretOptions", pairs(&w.log_secrets)),
+            None if !w.log_secrets.is_empty() => return Err(RenderError::NoLogConfiguration(w.name.clone())),
+            None => {}
+        }
+        let creds = w.repository_credentials.as_ref().map(|a| json!({"credentialsParameter": a}));
+        match creds {
+            Some(v) => {
+                c.insert("repositoryCredentials".into(), v);
+            }
+            None => {
+                c.remove("repositoryCredentials");
+            }
+        }
+    }
+    Ok(Value::Object(out))
+}
+
+fn pairs(p: &[(String, String)]) -> Value {
+    Value::Array(p.iter().map(|(n, v)| json!({"name": n, "valueFrom": v})).collect())
+}
+
+fn set_or_remove(m: &mut Map<String, Value>, key: &str, v: Value) {
+    if v.as_array().is_some_and(|a| a.is_empty()) {
+        m.remove(key);
+    } else {
+        m.insert(key.into(), v);
+    }
+}
+
+/// The form two definitions are compared in: read-only fields and tags gone,
+/// empty values dropped, and the defaults ECS fills in made explicit-absent.
+pub fn comparable(def: &Value) -> Value {
+    let mut v = def.clone();
+    if let Value::Object(m) = &mut v {
+        for k in READ_ONLY {
+            m.remove(*k);
+        }
+        m.remove("tags");
+        for k in ["cpu", "memory"] {
+            if let Some(n) = m.get(k).and_then(Value::as_u64) {
+                m.insert(k.into(), json!(n.to_string()));
+            }
+        }
+        if m.get("networkMode").and_then(Value::as_str) == Some("bridge") {
+            m.remove("networkMode");
+        }
+        if let Some(cs) = m.get_mut("containerDefinitions").and_then(Value::as_array_mut) {
+            for c in cs.iter_mut().filter_map(Value::as_object_mut) {
+                if c.get("essential") == Some(&json!(true)) {
+                    c.remove("essential");
+                }
+                if c.get("cpu") == Some(&json!(0)) {
+                    c.remove("cpu");
+                }
+                if let Some(ports) = c.get_mut("portMappings").and_then(Value::as_array_mut) {
+                    for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+                        if p.get("protocol") == Some(&json!("tcp")) {
+                            p.remove("protocol");
+                        }
+                        if p.get("hostPort").is_some() && p.get("hostPort") == p.get("containerPort") {
+                            p.remove("hostPort");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    prune(v).unwrap_or(Value::Null)
+}
+
+fn prune(v: Value) -> Option<Value> {
+    match v {
+        Value::Null => None,
+        Value::Array(a) => {
+            let a: Vec<Value> = a.into_iter().filter_map(prune).collect();
+            (!a.is_empty()).then_some(Value::Array(a))
+        }
+        Value::Object(m) => {
+            let m: Map<String, Value> = m.into_iter().filter_map(|(k, v)| prune(v).map(|v| (k, v))).collect();
+            (!m.is_empty()).then_some(Value::Object(m))
+        }
+        other => Some(other),
+    }
+}
+
+/// Whether registering `rendered` would give something other than `newest`.
+pub fn differs(rendered: &Value, newest: &Value) -> bool {
+    comparable(rendered) != comparable(newest)
+}
+
+/// Human-readable paths of what differs, for the plan (values are ARNs and
+/// names only: a task definition holds no secret values).
+pub fn changed_fields(rendered: &Value, newest: &Value) -> Vec<String> {
+    let (a, b) = (comparable(rendered), comparable(newest));
+    let mut out = Vec::new();
+    diff_paths("", &a, &b, &mut out);
+    out
+}
+
+fn diff_paths(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
+    if a == b {
+        return;
+    }
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                diff_paths(&p, x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null), out);
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if path.ends_with("containerDefinitions") && x.len() == y.len() => {
+            for (i, (cx, cy)) in x.iter().zip(y).enumerate() {
+                let name = cx["name"].as_str().map_or(i.to_string(), str::to_string);
+                diff_paths(&format!("{path}[{name}]"), cx, cy, out);
+            }
+        }
+        _ => out.push(path.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live() -> Value {
+        json!({
+            "taskDefinitionArn": "arn:aws:ecs:us-east-1:123456789012:task-definition/web:3",
+            "family": "web", "revision": 3, "status": "ACTIVE",
+            "requiresAttributes": [{"name": "ecs.capability.secrets.ssm.environment-variables"}],
+            "compatibilities": ["EC2", "FARGATE"], "registeredAt": "2026-01-01T00:00:00Z",
+            "networkMode": "awsvpc", "cpu": "256", "memory": "512", "requiresCompatibilities": ["FARGATE"],
+            "executionRoleArn": "arn:aws:iam::123456789012:role/old", "taskRoleArn": "arn:aws:iam::123456789012:role/app",
+            "volumes": [], "placementConstraints": [],
+            "containerDefinitions": [
+                {"name": "web", "image": "httpd:2.4", "cpu": 0, "essential": true, "environment": [{"name": "MODE", "value": "prod"}],
+                 "portMappings": [{"containerPort": 80, "hostPort": 80, "protocol": "tcp"}], "mountPoints": [], "volumesFrom": [],
+                 "secrets": [{"name": "OLD", "valueFrom": "arn:aws:ssm:us-east-1:123456789012:parameter/old"}],
+                 "logConfiguration": {"logDriver": "splunk", "options": {"splunk-url": "https://splunk:8088"}}},
+                {"name": "sidecar", "image": "envoy", "secrets": [{"name": "KEEP", "valueFrom": "arn:aws:ssm:us-east-1:123456789012:parameter/keep"}]}
+            ]
+        })
+    }
+
+    fn wiring() -> Wiring {
+        Wiring {
+            execution_role_arn: "arn:aws:iam::123456789012:role/web-execution".into(),
+            task_role_arn: None,
+            containers: vec![ContainerWiring {
+                name: "web".into(),
+                secrets: vec![(
+                    "DATABASE_PASSWORD".into(),
+                    "arn:aws:ssm:us-east-1:123456789012:parameter/web/db".into(),
+                )],
+                log_secrets: vec![(
+                    "splunk-token".into(),
+                    "arn:aws:secretsmanager:us-east-1:123456789012:secret:web/splunk-AbCdEf".into(),
+                )],
+                repository_credentials: None,
+            }],
+        }
+    }
+
+    #[test]
+    fn render_replaces_only_the_wiring_and_keeps_everything_else() {
+        let r = render(&live(), "web", &wiring()).unwrap();
+        assert_eq!(r["executionRoleArn"], "arn:aws:iam::123456789012:role/web-execution");
+        assert_eq!(r["taskRoleArn"], "arn:aws:iam::123456789012:role/app", "undeclared task role kept");
+        let web = &r["containerDefinitions"][0];
+        assert_eq!(
+            web["secrets"],
+            json!([{"name": "DATABASE_PASSWORD", "valueFrom": "arn:aws:ssm:us-east-1:123456789012:parameter/web/db"}])
+        );
+        assert_eq!(web["logConfiguration"]["secretOptions"][0]["name"], "splunk-token");
+        assert_eq!(web["logConfiguration"]["options"]["splunk-url"], "https://splunk:8088");
+        assert_eq!(web["environment"], json!([{"name": "MODE", "value": "prod"}]));
+        assert_eq!(
+            r["containerDefinitions"][1],
+            live()["containerDefinitions"][1],
+            "undeclared container kept exactly"
+        );
+        for k in READ_ONLY {
+            assert!(r.get(*k).is_none(), "{k} must not be sent to RegisterTaskDefinition");
+        }
+        assert_eq!(r["cpu"], "256");
+        assert_eq!(r["requiresCompatibilities"], json!(["FARGATE"]));
+    }
+
+    #[test]
+    fn render_errors() {
+        let mut w = wiring();
+        w.containers[0].name = "nope".into();
+        assert_eq!(render(&live(), "web", &w), Err(RenderError::MissingContainer("nope".into())));
+        let mut base = live();
+        base["containerDefinitions"][0].as_object_mut().unwrap().remove("logConfiguration");
+        assert_eq!(render(&base, "web", &wiring()), Err(RenderError::NoLogConfiguration("web".into())));
+    }
+
+    #[test]
+    fn rendering_twice_is_stable_and_defaults_do_not_count_as_changes() {
+        let r = render(&live(), "web", &wiring()).unwrap();
+        // What ECS would hand back after registering `r`: read-only fields and defaults added.
+        let mut registered = r.clone();
+        registered["revision"] = json!(4);
+        registered["status"] = json!("ACTIVE");
+        registered["containerDefinitions"][1]["essential"] = json!(true);
+        registered["containerDefinitions"][1]["cpu"] = json!(0);
+        registered["containerDefinitions"][1]["environment"] = json!([]);
+        assert!(!differs(&r, &registered), "{:?}", changed_fields(&r, &registered));
+        assert!(!differs(&render(&registered, "web", &wiring()).unwrap(), &registered));
+        let mut w = wiring();
+        w.containers[0].secrets.push(("EXTRA".into(), "arn:aws:ssm:us-east-1:123456789012:parameter/x".into()));
+        let r2 = render(&live(), "web", &w).unwrap();
+        assert!(differs(&r2, &registered));
+        assert_eq!(changed_fields(&r2, &registered), vec!["containerDefinitions[web].secrets".to_string()]);
+    }
+
+    #[test]
+    fn numeric_task_sizes_in_a_template_equal_the_strings_ecs_returns() {
+        let template = json!({"family": "web", "cpu": 256, "memory": 512, "containerDefinitions": [{"name": "web", "image": "x"}]});
+        let mut described = template.clone();
+        described["cpu"] = json!("256");
+        described["memory"] = json!("512");
+        described["networkMode"] = json!("bridge");
+        assert!(!differs(&template, &described));
+    }
+}
