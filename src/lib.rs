@@ -8,8 +8,17 @@
 //! ```
 
 pub mod arn;
+pub mod aws;
+pub mod cli;
+pub mod execute;
+pub mod logging;
 pub mod manifest;
+pub mod metrics;
 pub mod model;
+pub mod observed;
+pub mod output;
+pub mod plan;
 pub mod policy;
+pub mod reconcile;
 pub mod taskdef;
 pub mod value;

@@ -1,0 +1,262 @@
+//! The AWS edge: SDK clients with explicit retry and timeout settings, an
+//! interceptor that counts every call, error classification, and the two ECS
+//! calls that carry task definitions as raw JSON.
+
+pub mod observe;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    AfterDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::config_bag::ConfigBag;
+use serde_json::Value;
+
+use crate::arn::Scope;
+use crate::metrics::Metrics;
+
+/// Every client secretwire uses, and where they point.
+#[derive(Clone)]
+pub struct Aws {
+    pub ecs: aws_sdk_ecs::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub ssm: aws_sdk_ssm::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub kms: aws_sdk_kms::Client,
+    pub sts: aws_sdk_sts::Client,
+    pub events: aws_sdk_eventbridge::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub scope: Scope,
+    pub metrics: Arc<Metrics>,
+}
+
+/// What went wrong in one AWS call, classified for retrying.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{operation}: {}{message}", code.as_deref().map(|c| format!("{c}: ")).unwrap_or_default())]
+pub struct AwsError {
+    pub operation: &'static str,
+    pub code: Option<String>,
+    pub message: String,
+    pub transient: bool,
+}
+
+impl AwsError {
+    pub fn is_code(&self, codes: &[&str]) -> bool {
+        self.code.as_deref().is_some_and(|c| codes.contains(&c))
+    }
+
+    pub fn other(operation: &'static str, message: impl Into<String>) -> Self {
+        Self { operation, code: None, message: message.into(), transient: false }
+    }
+}
+
+const THROTTLING: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "InternalFailure",
+    "InternalServerError",
+    "InternalServiceError",
+    "ServerException",
+    "InternalError",
+];
+
+/// Classifies any SDK error. Transient: throttling, 5xx, timeouts, I/O.
+pub fn classify<E, R>(operation: &'static str, err: SdkError<E, R>) -> AwsError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match &err {
+        SdkError::ServiceError(se) => {
+            let e = se.err();
+            let code = e.code().map(str::to_string);
+            let transient = code.as_deref().is_some_and(|c| THROTTLING.contains(&c));
+            AwsError { operation, code, message: e.message().unwrap_or("no message").to_string(), transient }
+        }
+        SdkError::TimeoutError(_) => AwsError { operation, code: None, message: "timed out".into(), transient: true },
+        SdkError::DispatchFailure(d) => {
+            AwsError { operation, code: None, message: format!("could not send the request: {d:?}"), transient: true }
+        }
+        SdkError::ResponseError(_) => {
+            AwsError { operation, code: None, message: "the response could not be read".into(), transient: true }
+        }
+        _ => AwsError { operation, code: None, message: format!("{err}"), transient: false },
+    }
+}
+
+/// Counts every attempt of every AWS call by service and operation.
+#[derive(Debug, Clone)]
+struct CallCounter(Arc<Metrics>);
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "secretwire-call-counter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _ctx: &BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(m) = cfg.load::<Metadata>() {
+            self.0.record_aws_call(m.service(), m.name());
+        }
+        Ok(())
+    }
+}
+
+/// Captures the raw JSON response body of one call.
+#[derive(Debug, Clone, Default)]
+struct CaptureBody(Arc<Mutex<Option<bytes_shim::Bytes>>>);
+
+mod bytes_shim {
+    pub type Bytes = Vec<u8>;
+}
+
+impl Intercept for CaptureBody {
+    fn name(&self) -> &'static str {
+        "secretwire-capture-body"
+    }
+
+    fn read_after_deserialization(
+        &self,
+        ctx: &AfterDeserializationInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(b) = ctx.response().body().bytes() {
+            *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(b.to_vec());
+        }
+        Ok(())
+    }
+}
+
+/// Client settings: the SDK's standard retry mode with more attempts (the
+/// executor adds its own bounded retries with jitter on top), and timeouts so
+/// a hung connection cannot stall a reconcile.
+pub fn sdk_settings() -> (RetryConfig, TimeoutConfig) {
+    let retry = RetryConfig::standard()
+        .with_max_attempts(5)
+        .with_initial_backoff(Duration::from_millis(200))
+        .with_max_backoff(Duration::from_secs(10));
+    let timeout = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .read_timeout(Duration::from_secs(20))
+        .operation_attempt_timeout(Duration::from_secs(25))
+        .operation_timeout(Duration::from_secs(90))
+        .build();
+    (retry, timeout)
+}
+
+impl Aws {
+    /// Builds clients from the standard credential and region chain
+    /// (`AWS_REGION`, `AWS_PROFILE`, roles, `AWS_ENDPOINT_URL`).
+    pub async fn connect(metrics: Arc<Metrics>) -> Result<Self, AwsError> {
+        let (retry, timeout) = sdk_settings();
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .retry_config(retry)
+            .timeout_config(timeout)
+            .load()
+            .await;
+        let region = shared
+            .region()
+            .map(|r| r.to_string())
+            .ok_or_else(|| AwsError::other("config", "no AWS region configured (set AWS_REGION)"))?;
+        let counter = CallCounter(metrics.clone());
+        macro_rules! client {
+            ($krate:ident) => {
+                $krate::Client::from_conf($krate::config::Builder::from(&shared).interceptor(counter.clone()).build())
+            };
+        }
+        let sts: aws_sdk_sts::Client = client!(aws_sdk_sts);
+        let ident = sts.get_caller_identity().send().await.map_err(|e| classify("GetCallerIdentity", e))?;
+        let account =
+            ident.account().ok_or_else(|| AwsError::other("GetCallerIdentity", "no account in the answer"))?;
+        Ok(Self {
+            ecs: client!(aws_sdk_ecs),
+            iam: client!(aws_sdk_iam),
+            ssm: client!(aws_sdk_ssm),
+            secrets: client!(aws_sdk_secretsmanager),
+            kms: client!(aws_sdk_kms),
+            events: client!(aws_sdk_eventbridge),
+            sqs: client!(aws_sdk_sqs),
+            scope: Scope::new(&region, account),
+            sts,
+            metrics,
+        })
+    }
+
+    /// DescribeTaskDefinition, returning the definition in its wire shape.
+    /// `None` when ECS does not know it.
+    pub async fn describe_task_definition(&self, id: &str) -> Result<Option<Value>, AwsError> {
+        let capture = CaptureBody::default();
+        let res = self
+            .ecs
+            .describe_task_definition()
+            .task_definition(id)
+            .customize()
+            .interceptor(capture.clone())
+            .send()
+            .await;
+        match res {
+            Ok(_) => {
+                let body = capture.0.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_default();
+                let v: Value = serde_json::from_slice(&body)
+                    .map_err(|e| AwsError::other("DescribeTaskDefinition", format!("response is not JSON: {e}")))?;
+                Ok(v.get("taskDefinition").cloned())
+            }
+            Err(e) => {
+                let e = classify("DescribeTaskDefinition", e);
+                // ECS answers ClientException for an unknown family or revision.
+                if e.is_code(&["ClientException"]) && !e.transient { Ok(None) } else { Err(e) }
+            }
+        }
+    }
+
+    /// RegisterTaskDefinition with a wire-shape body sent as is. Returns the new ARN.
+    pub async fn register_task_definition(&self, body: &Value) -> Result<String, AwsError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| AwsError::other("RegisterTaskDefinition", e.to_string()))?;
+        let family = body["family"].as_str().unwrap_or_default().to_string();
+        // The typed input is a placeholder: the request body is replaced before signing.
+        let out = self
+            .ecs
+            .register_task_definition()
+            .family(family)
+            .customize()
+            .map_request(move |mut req| {
+                let len = bytes.len();
+                *req.body_mut() = SdkBody::from(bytes.clone());
+                req.headers_mut().insert("content-length", len.to_string());
+                Ok::<_, std::convert::Infallible>(req)
+            })
+            .send()
+            .await
+            .map_err(|e| classify("RegisterTaskDefinition", e))?;
+        out.task_definition()
+            .and_then(|t| t.task_definition_arn())
+            .map(str::to_string)
+            .ok_or_else(|| AwsError::other("RegisterTaskDefinition", "no task definition ARN in the answer"))
+    }
+}

@@ -1,0 +1,517 @@
+//! Reading what AWS holds, batched: DescribeParameters by 50 names,
+//! ListSecrets by 10 name filters, DescribeServices by 10, one DescribeKey per
+//! distinct key, and task definition revisions cached by ARN (they never
+//! change). Never GetSecretValue, never a decrypted GetParameter(s).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
+use aws_sdk_ssm::types::{ParameterStringFilter, ResourceTypeForTagging};
+use serde_json::Value;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::{Aws, AwsError, classify};
+use crate::arn::{RawTarget, parse_value_from};
+use crate::model::{Desired, ValueRef};
+use crate::observed::*;
+use crate::policy::{INLINE_POLICY_NAME, decode_document};
+
+/// Task definition revisions by ARN, shared across passes.
+pub type RevisionCache = Arc<Mutex<HashMap<String, Value>>>;
+
+/// Runs `f` on every item with at most `limit` in flight; results in input order.
+pub async fn bounded<I, T, F, Fut>(items: Vec<I>, limit: usize, f: F) -> Vec<T>
+where
+    I: Send + 'static,
+    T: Send + 'static,
+    F: Fn(I) -> Fut,
+    Fut: Future<Output = T> + Send + 'static,
+{
+    let sem = Arc::new(Semaphore::new(limit.max(1)));
+    let mut set = JoinSet::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let fut = f(item);
+        let sem = sem.clone();
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            (i, fut.await)
+        });
+    }
+    let mut out: Vec<(usize, T)> = Vec::with_capacity(set.len());
+    while let Some(r) = set.join_next().await {
+        match r {
+            Ok(v) => out.push(v),
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, t)| t).collect()
+}
+
+fn tags_of<'a>(pairs: impl IntoIterator<Item = (Option<&'a str>, Option<&'a str>)>) -> Tags {
+    pairs.into_iter().filter_map(|(k, v)| Some((k?.to_string(), v.unwrap_or_default().to_string()))).collect()
+}
+
+/// The names and ARNs the desired state touches.
+struct Wanted {
+    parameters: BTreeSet<String>,
+    owned_parameters: BTreeSet<String>,
+    secret_names: BTreeSet<String>,
+    secret_arns: BTreeSet<String>,
+    roles: BTreeSet<String>,
+}
+
+fn wanted(desired: &Desired, aws: &Aws) -> Wanted {
+    let mut w = Wanted {
+        parameters: desired.parameters.keys().cloned().collect(),
+        owned_parameters: desired.parameters.keys().cloned().collect(),
+        secret_names: desired.secrets.keys().cloned().collect(),
+        secret_arns: BTreeSet::new(),
+        roles: BTreeSet::new(),
+    };
+    let local = |arn: &str| {
+        crate::arn::Arn::parse(arn).is_some_and(|a| a.account == aws.scope.account && a.region == aws.scope.region)
+    };
+    for svc in desired.services.values() {
+        w.roles.insert(svc.execution_role.name.clone());
+        if let Some(t) = &svc.task_role {
+            w.roles.insert(t.role.name.clone());
+        }
+        for v in svc.value_refs() {
+            match v {
+                ValueRef::Parameter { name } => {
+                    w.parameters.insert(name.clone());
+                }
+                ValueRef::Secret { id, .. } if id.starts_with("arn:") => {
+                    w.secret_arns.insert(id.clone());
+                }
+                ValueRef::Secret { id, .. } => {
+                    w.secret_names.insert(id.clone());
+                }
+                ValueRef::Raw { target: RawTarget::Parameter { arn, name }, .. } if local(arn) => {
+                    w.parameters.insert(name.clone());
+                }
+                ValueRef::Raw { target: RawTarget::Secret(s), .. } if local(&s.secret_arn) => {
+                    w.secret_arns.insert(s.secret_arn.clone());
+                }
+                ValueRef::Raw { .. } => {}
+            }
+        }
+    }
+    w
+}
+
+/// Reads everything the plan needs. `concurrency` bounds parallel calls.
+pub async fn observe(
+    aws: &Aws,
+    desired: &Desired,
+    cache: &RevisionCache,
+    concurrency: usize,
+) -> Result<Observed, AwsError> {
+    let w = wanted(desired, aws);
+    let mut o = Observed::new(aws.scope.clone());
+    let (params, secrets, roles, services) = tokio::try_join!(
+        parameters(aws, &w, concurrency),
+        secrets(aws, &w, concurrency),
+        roles(aws, &w, concurrency),
+        services(aws, desired),
+    )?;
+    o.parameters = params;
+    o.secrets = secrets;
+    o.roles = roles;
+    o.services = services;
+    o.keys = keys(aws, desired, &o, concurrency).await?;
+    task_definitions(aws, desired, &mut o, cache, concurrency).await?;
+    Ok(o)
+}
+
+async fn parameters(
+    aws: &Aws,
+    w: &Wanted,
+    concurrency: usize,
+) -> Result<BTreeMap<String, ObservedParameter>, AwsError> {
+    let names: Vec<String> = w.parameters.iter().cloned().collect();
+    let mut found = BTreeMap::new();
+    for chunk in names.chunks(50) {
+        let filter = ParameterStringFilter::builder()
+            .key("Name")
+            .option("Equals")
+            .set_values(Some(chunk.to_vec()))
+            .build()
+            .map_err(|e| AwsError::other("DescribeParameters", e.to_string()))?;
+        let mut token = None;
+        loop {
+            let out = aws
+                .ssm
+                .describe_parameters()
+                .parameter_filters(filter.clone())
+                .max_results(50)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| classify("DescribeParameters", e))?;
+            for p in out.parameters() {
+                let Some(name) = p.name() else { continue };
+                if !chunk.iter().any(|c| c == name) {
+                    continue;
+                }
+                found.insert(
+                    name.to_string(),
+                    ObservedParameter {
+                        name: name.to_string(),
+                        kind: p.r#type().map(|t| t.as_str().to_string()).unwrap_or_default(),
+                        key_id: p.key_id().map(str::to_string),
+                        description: p.description().map(str::to_string),
+                        tags: Tags::new(),
+                        last_modified: p.last_modified_date().map(|d| d.as_secs_f64()),
+                    },
+                );
+            }
+            token = out.next_token().map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+    }
+    // Tags decide ownership: read them only for parameters the repo declares.
+    let owned: Vec<String> = found.keys().filter(|n| w.owned_parameters.contains(*n)).cloned().collect();
+    let tag_results = bounded(owned, concurrency, |name| {
+        let ssm = aws.ssm.clone();
+        async move {
+            let out = ssm
+                .list_tags_for_resource()
+                .resource_type(ResourceTypeForTagging::Parameter)
+                .resource_id(&name)
+                .send()
+                .await
+                .map_err(|e| classify("ListTagsForResource", e))?;
+            let tags = tags_of(out.tag_list().iter().map(|t| (Some(t.key()), Some(t.value()))));
+            Ok::<_, AwsError>((name, tags))
+        }
+    })
+    .await;
+    for r in tag_results {
+        let (name, tags) = r?;
+        if let Some(p) = found.get_mut(&name) {
+            p.tags = tags;
+        }
+    }
+    Ok(found)
+}
+
+fn secret_from_list(s: &aws_sdk_secretsmanager::types::SecretListEntry) -> Option<ObservedSecret> {
+    Some(ObservedSecret {
+        name: s.name()?.to_string(),
+        arn: s.arn()?.to_string(),
+        kms_key_id: s.kms_key_id().map(str::to_string),
+        description: s.description().map(str::to_string),
+        tags: tags_of(s.tags().iter().map(|t| (t.key(), t.value()))),
+        last_changed: s.last_changed_date().map(|d| d.as_secs_f64()),
+    })
+}
+
+async fn secrets(aws: &Aws, w: &Wanted, concurrency: usize) -> Result<BTreeMap<String, ObservedSecret>, AwsError> {
+    let mut found = BTreeMap::new();
+    let names: Vec<String> = w.secret_names.iter().cloned().collect();
+    for chunk in names.chunks(10) {
+        // The name filter is a prefix match: keep exact names only.
+        let filter = Filter::builder().key(FilterNameStringType::Name).set_values(Some(chunk.to_vec())).build();
+        let mut token = None;
+        loop {
+            let out = aws
+                .secrets
+                .list_secrets()
+                .filters(filter.clone())
+                .max_results(100)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| classify("ListSecrets", e))?;
+            for s in out.secret_list().iter().filter_map(secret_from_list) {
+                if chunk.contains(&s.name) {
+                    found.insert(s.name.clone(), s);
+                }
+            }
+            token = out.next_token().map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+    }
+    let arns: Vec<String> = w.secret_arns.iter().cloned().collect();
+    let described = bounded(arns, concurrency, |arn| {
+        let sm = aws.secrets.clone();
+        async move {
+            match sm.describe_secret().secret_id(&arn).send().await {
+                Ok(d) => Ok(Some((
+                    arn,
+                    ObservedSecret {
+                        name: d.name().unwrap_or_default().to_string(),
+                        arn: d.arn().unwrap_or_default().to_string(),
+                        kms_key_id: d.kms_key_id().map(str::to_string),
+                        description: d.description().map(str::to_string),
+                        tags: tags_of(d.tags().iter().map(|t| (t.key(), t.value()))),
+                        last_changed: d.last_changed_date().map(|d| d.as_secs_f64()),
+                    },
+                ))),
+                Err(e) => {
+                    let e = classify("DescribeSecret", e);
+                    if e.is_code(&["ResourceNotFoundException"]) { Ok(None) } else { Err(e) }
+                }
+            }
+        }
+    })
+    .await;
+    for r in described {
+        if let Some((arn, s)) = r? {
+            found.insert(arn, s);
+        }
+    }
+    Ok(found)
+}
+
+async fn keys(
+    aws: &Aws,
+    desired: &Desired,
+    o: &Observed,
+    concurrency: usize,
+) -> Result<BTreeMap<String, KmsKey>, AwsError> {
+    let mut ids: BTreeSet<String> = BTreeSet::new();
+    ids.extend(desired.parameters.values().filter_map(|p| p.kms_key_id.clone()));
+    ids.extend(desired.secrets.values().filter_map(|s| s.kms_key_id.clone()));
+    ids.extend(o.parameters.values().filter_map(|p| p.key_id.clone()));
+    ids.extend(o.secrets.values().filter_map(|s| s.kms_key_id.clone()));
+    let mut keys = BTreeMap::new();
+    let mut lookups = Vec::new();
+    for id in ids {
+        // `alias/aws/*` names are reserved for AWS managed keys.
+        if id.starts_with("alias/aws/") {
+            keys.insert(id, KmsKey { arn: String::new(), customer_managed: false });
+        } else {
+            lookups.push(id);
+        }
+    }
+    let described = bounded(lookups, concurrency, |id| {
+        let kms = aws.kms.clone();
+        async move {
+            match kms.describe_key().key_id(&id).send().await {
+                Ok(out) => {
+                    let Some(meta) = out.key_metadata() else { return Ok(None) };
+                    let customer = meta.key_manager().is_none_or(|m| m.as_str() == "CUSTOMER");
+                    Ok(Some((
+                        id,
+                        KmsKey { arn: meta.arn().unwrap_or_default().to_string(), customer_managed: customer },
+                    )))
+                }
+                Err(e) => {
+                    let e = classify("DescribeKey", e);
+                    if e.is_code(&["NotFoundException"]) { Ok(None) } else { Err(e) }
+                }
+            }
+        }
+    })
+    .await;
+    for r in described {
+        if let Some((id, k)) = r? {
+            keys.insert(id, k);
+        }
+    }
+    Ok(keys)
+}
+
+async fn roles(aws: &Aws, w: &Wanted, concurrency: usize) -> Result<BTreeMap<String, ObservedRole>, AwsError> {
+    let names: Vec<String> = w.roles.iter().cloned().collect();
+    let results = bounded(names, concurrency, |name| {
+        let iam = aws.iam.clone();
+        async move { read_role(&iam, &name).await }
+    })
+    .await;
+    let mut out = BTreeMap::new();
+    for r in results {
+        if let Some(role) = r? {
+            out.insert(role.name.clone(), role);
+        }
+    }
+    Ok(out)
+}
+
+/// GetRole, the `secretwire` inline policy, and attached managed policies.
+pub async fn read_role(iam: &aws_sdk_iam::Client, name: &str) -> Result<Option<ObservedRole>, AwsError> {
+    let role = match iam.get_role().role_name(name).send().await {
+        Ok(r) => r,
+        Err(e) => {
+            let e = classify("GetRole", e);
+            return if e.is_code(&["NoSuchEntity"]) { Ok(None) } else { Err(e) };
+        }
+    };
+    let Some(role) = role.role() else { return Ok(None) };
+    let trust = role
+        .assume_role_policy_document()
+        .map(decode_document)
+        .transpose()
+        .map_err(|m| AwsError::other("GetRole", m))?
+        .unwrap_or(Value::Null);
+    let inline_policy = match iam.get_role_policy().role_name(name).policy_name(INLINE_POLICY_NAME).send().await {
+        Ok(p) => Some(decode_document(p.policy_document()).map_err(|m| AwsError::other("GetRolePolicy", m))?),
+        Err(e) => {
+            let e = classify("GetRolePolicy", e);
+            if e.is_code(&["NoSuchEntity"]) {
+                None
+            } else {
+                return Err(e);
+            }
+        }
+    };
+    let mut managed = BTreeSet::new();
+    let mut marker = None;
+    loop {
+        let out = iam
+            .list_attached_role_policies()
+            .role_name(name)
+            .set_marker(marker)
+            .send()
+            .await
+            .map_err(|e| classify("ListAttachedRolePolicies", e))?;
+        managed.extend(out.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_string)));
+        marker = out.marker().map(str::to_string);
+        if !out.is_truncated() || marker.is_none() {
+            break;
+        }
+    }
+    Ok(Some(ObservedRole {
+        name: name.to_string(),
+        arn: role.arn().to_string(),
+        trust,
+        inline_policy,
+        managed_policy_arns: managed,
+        tags: tags_of(role.tags().iter().map(|t| (Some(t.key()), Some(t.value())))),
+    }))
+}
+
+async fn services(aws: &Aws, desired: &Desired) -> Result<BTreeMap<(String, String), ObservedService>, AwsError> {
+    let mut by_cluster: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for s in desired.services.values() {
+        by_cluster.entry(&s.cluster).or_default().push(s.service_name.clone());
+    }
+    let mut out = BTreeMap::new();
+    for (cluster, names) in by_cluster {
+        for chunk in names.chunks(10) {
+            let res = aws.ecs.describe_services().cluster(cluster).set_services(Some(chunk.to_vec())).send().await;
+            let res = match res {
+                Ok(r) => r,
+                Err(e) => {
+                    let e = classify("DescribeServices", e);
+                    // A missing cluster means missing services, which the plan reports.
+                    if e.is_code(&["ClusterNotFoundException"]) {
+                        continue;
+                    }
+                    return Err(e);
+                }
+            };
+            for s in res.services() {
+                let (Some(name), Some(status)) = (s.service_name(), s.status()) else { continue };
+                if status == "INACTIVE" {
+                    continue;
+                }
+                let deployments = s
+                    .deployments()
+                    .iter()
+                    .map(|d| Deployment {
+                        id: d.id().unwrap_or_default().to_string(),
+                        status: d.status().unwrap_or_default().to_string(),
+                        task_definition: d.task_definition().unwrap_or_default().to_string(),
+                        created_at: d.created_at().map(|t| t.as_secs_f64()),
+                    })
+                    .collect();
+                out.insert(
+                    (cluster.to_string(), name.to_string()),
+                    ObservedService {
+                        arn: s.service_arn().unwrap_or_default().to_string(),
+                        status: status.to_string(),
+                        task_definition: s.task_definition().unwrap_or_default().to_string(),
+                        deployment_controller: s
+                            .deployment_controller()
+                            .map(|c| c.r#type().as_str().to_string())
+                            .unwrap_or_else(|| "ECS".into()),
+                        deployments,
+                    },
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn task_definitions(
+    aws: &Aws,
+    desired: &Desired,
+    o: &mut Observed,
+    cache: &RevisionCache,
+    concurrency: usize,
+) -> Result<(), AwsError> {
+    let families: Vec<String> = desired.services.values().map(|s| s.family.clone()).collect();
+    let newest = bounded(families, concurrency, |family| {
+        let aws = aws.clone();
+        async move { aws.describe_task_definition(&family).await.map(|td| (family, td)) }
+    })
+    .await;
+    for r in newest {
+        let (family, td) = r?;
+        if let Some(td) = td {
+            if let Some(arn) = td["taskDefinitionArn"].as_str() {
+                cache.lock().unwrap_or_else(|e| e.into_inner()).insert(arn.to_string(), td.clone());
+            }
+            o.newest_revisions.insert(family, td);
+        }
+    }
+    // Live bases: the revision each service runs now (for services without a template).
+    let mut wanted_revisions = Vec::new();
+    for s in desired.services.values().filter(|s| s.template.is_none()) {
+        if let Some(svc) = o.services.get(&(s.cluster.clone(), s.service_name.clone())) {
+            wanted_revisions.push(svc.task_definition.clone());
+        }
+    }
+    let mut missing = Vec::new();
+    for id in wanted_revisions {
+        let hit = find_cached(cache, &id);
+        match hit {
+            Some(v) => {
+                o.revisions.insert(id, v);
+            }
+            None => missing.push(id),
+        }
+    }
+    let fetched = bounded(missing, concurrency, |id| {
+        let aws = aws.clone();
+        async move { aws.describe_task_definition(&id).await.map(|td| (id, td)) }
+    })
+    .await;
+    for r in fetched {
+        let (id, td) = r?;
+        if let Some(td) = td {
+            if let Some(arn) = td["taskDefinitionArn"].as_str() {
+                cache.lock().unwrap_or_else(|e| e.into_inner()).insert(arn.to_string(), td.clone());
+            }
+            o.revisions.insert(id, td);
+        }
+    }
+    Ok(())
+}
+
+/// Looks a revision up by ARN or by `family:revision` (emulators echo the short form).
+fn find_cached(cache: &RevisionCache, id: &str) -> Option<Value> {
+    let cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(v) = cache.get(id) {
+        return Some(v.clone());
+    }
+    let short = crate::arn::task_definition_short(id);
+    cache.iter().find(|(arn, _)| crate::arn::task_definition_short(arn) == short).map(|(_, v)| v.clone())
+}
+
+/// Parses a raw `valueFrom` (re-exported for the plan's resolution).
+pub fn raw_target(s: &str) -> Option<RawTarget> {
+    parse_value_from(s).ok()
+}

@@ -1,0 +1,130 @@
+//! What AWS holds now, as plain data (translated from SDK types at the edge).
+//! Only metadata: no value of a parameter or secret is ever read.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use crate::arn::Scope;
+
+pub const TAG_MANAGED_BY: &str = "secretwire.dev/managed-by";
+pub const TAG_SOURCE: &str = "secretwire.dev/source";
+
+pub type Tags = BTreeMap<String, String>;
+
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub scope: Scope,
+    /// By parameter name. Absent: the parameter does not exist.
+    pub parameters: BTreeMap<String, ObservedParameter>,
+    /// By secret name, and by full ARN for secrets referenced by ARN.
+    pub secrets: BTreeMap<String, ObservedSecret>,
+    /// By the key id as written (alias, key id or ARN).
+    pub keys: BTreeMap<String, KmsKey>,
+    /// By role name. Absent: the role does not exist.
+    pub roles: BTreeMap<String, ObservedRole>,
+    /// By `(cluster, service name)`. Absent: not found.
+    pub services: BTreeMap<(String, String), ObservedService>,
+    /// Newest ACTIVE revision by family, in wire shape.
+    pub newest_revisions: BTreeMap<String, Value>,
+    /// Revisions by ARN (immutable, so safe to cache for ever).
+    pub revisions: BTreeMap<String, Value>,
+}
+
+impl Observed {
+    pub fn new(scope: Scope) -> Self {
+        Self {
+            scope,
+            parameters: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            keys: BTreeMap::new(),
+            roles: BTreeMap::new(),
+            services: BTreeMap::new(),
+            newest_revisions: BTreeMap::new(),
+            revisions: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedParameter {
+    pub name: String,
+    pub kind: String,
+    /// As SSM reports it (often `alias/aws/ssm` for the default key).
+    pub key_id: Option<String>,
+    pub description: Option<String>,
+    pub tags: Tags,
+    /// Seconds since the epoch.
+    pub last_modified: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedSecret {
+    pub name: String,
+    pub arn: String,
+    /// `None`: the AWS managed `aws/secretsmanager` key.
+    pub kms_key_id: Option<String>,
+    pub description: Option<String>,
+    pub tags: Tags,
+    pub last_changed: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KmsKey {
+    pub arn: String,
+    /// Only customer managed keys need `kms:Decrypt` in the execution role.
+    pub customer_managed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedRole {
+    pub name: String,
+    pub arn: String,
+    pub trust: Value,
+    /// The `secretwire` inline policy, if any.
+    pub inline_policy: Option<Value>,
+    pub managed_policy_arns: BTreeSet<String>,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedService {
+    pub arn: String,
+    pub status: String,
+    /// As ECS reports it: a full ARN on AWS, sometimes `family:rev` on emulators.
+    pub task_definition: String,
+    pub deployment_controller: String,
+    pub deployments: Vec<Deployment>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deployment {
+    pub id: String,
+    pub status: String,
+    pub task_definition: String,
+    /// Seconds since the epoch.
+    pub created_at: Option<f64>,
+}
+
+impl ObservedService {
+    /// When the newest deployment started.
+    pub fn newest_deployment_start(&self) -> Option<f64> {
+        self.deployments.iter().filter_map(|d| d.created_at).fold(None, |acc, t| Some(acc.map_or(t, |a: f64| a.max(t))))
+    }
+}
+
+/// Who owns a resource, judged from its tags.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ownership {
+    Ours,
+    Unmanaged,
+    OtherController(String),
+}
+
+pub fn ownership(tags: &Tags, controller_id: &str) -> Ownership {
+    match tags.get(TAG_MANAGED_BY) {
+        Some(id) if id == controller_id => Ownership::Ours,
+        Some(id) => Ownership::OtherController(id.clone()),
+        None => Ownership::Unmanaged,
+    }
+}

@@ -1,0 +1,79 @@
+//! What the CLI prints: a Terraform-like text plan or JSON on stdout. Plans
+//! hold names, ARNs and descriptions of values ("generated, 32 characters"),
+//! never a value.
+
+use std::fmt::Write;
+
+use serde_json::json;
+
+use crate::plan::{Plan, ProblemKind};
+use crate::reconcile::{ApplyReport, call_summary};
+
+pub fn plan_text(plan: &Plan) -> String {
+    let mut out = String::new();
+    for o in &plan.objects {
+        let _ = writeln!(out, "{} {}", o.key.kind, o.key.name);
+        for c in &o.changes {
+            let detail = if c.detail.is_empty() { String::new() } else { format!(": {}", c.detail) };
+            let _ = writeln!(out, "  {} {}{detail}", c.action.symbol(), c.resource);
+        }
+        for p in &o.problems {
+            let kind = match p.kind {
+                ProblemKind::Conflict => "conflict",
+                ProblemKind::Error => "error",
+                ProblemKind::Blocked => "blocked",
+                ProblemKind::Drift => "drift",
+            };
+            let _ = writeln!(out, "  ! {} {kind}: {}", p.resource, p.message);
+        }
+    }
+    let c = plan.counts();
+    let _ = writeln!(
+        out,
+        "\nPlan: {} to create, {} to update, {} unchanged; {} conflicts, {} errors, {} blocked, {} drift.",
+        c["create"], c["update"], c["unchanged"], c["conflict"], c["error"], c["blocked"], c["drift"]
+    );
+    if !plan.has_changes() && !plan.has_failures() {
+        let _ = writeln!(out, "No changes. AWS matches the manifests.");
+    }
+    out
+}
+
+pub fn plan_json(plan: &Plan) -> serde_json::Value {
+    json!({"objects": plan.objects, "summary": plan.counts(), "changesPending": plan.has_changes(), "failed": plan.has_failures()})
+}
+
+pub fn apply_text(report: &ApplyReport, tally: &std::collections::BTreeMap<String, u64>) -> String {
+    let mut out = plan_text(&report.plan);
+    let _ = writeln!(out);
+    let mut failed = 0;
+    for r in &report.results {
+        if let Some(e) = &r.error {
+            failed += 1;
+            let _ = writeln!(out, "failed  {}: {e}", r.key);
+        } else if r.ops > 0 {
+            let _ = writeln!(out, "applied {}: {} writes", r.key, r.ops);
+        }
+    }
+    let problems =
+        report.plan.objects.iter().filter(|o| o.problems.iter().any(|p| p.kind != ProblemKind::Drift)).count();
+    let (calls, writes) = call_summary(tally);
+    let _ = writeln!(
+        out,
+        "Apply: {} objects changed, {failed} failed, {problems} not applied because of problems; {calls} AWS calls, {writes} writes.",
+        report.results.iter().filter(|r| r.ops > 0).count()
+    );
+    out
+}
+
+pub fn apply_json(report: &ApplyReport, tally: &std::collections::BTreeMap<String, u64>) -> serde_json::Value {
+    let (calls, writes) = call_summary(tally);
+    json!({
+        "plan": plan_json(&report.plan),
+        "results": report.results,
+        "failed": report.failed(),
+        "awsCalls": tally,
+        "awsCallCount": calls,
+        "awsWriteCount": writes,
+    })
+}

@@ -1,0 +1,109 @@
+//! One reconcile pass over the whole desired state: observe, plan, execute
+//! the stores (parameters, secrets), observe again only if a store changed
+//! (new ARNs), plan and execute the services. Every object is isolated: one
+//! failure is recorded and the others still run.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::aws::observe::{RevisionCache, bounded, observe};
+use crate::aws::{Aws, AwsError};
+use crate::execute::execute;
+use crate::model::{Desired, Kind, ObjectKey};
+use crate::plan::{Plan, plan};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ObjectResult {
+    #[serde(flatten)]
+    pub key: ObjectKey,
+    /// Writes sent for this object.
+    pub ops: usize,
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registered: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApplyReport {
+    /// Stores as planned before phase one, services as planned before phase two.
+    pub plan: Plan,
+    pub results: Vec<ObjectResult>,
+}
+
+impl ApplyReport {
+    pub fn failed(&self) -> bool {
+        self.plan.has_failures() || self.results.iter().any(|r| r.error.is_some())
+    }
+}
+
+pub struct Reconciler {
+    pub aws: Aws,
+    pub controller_id: String,
+    pub concurrency: usize,
+    pub cache: RevisionCache,
+}
+
+impl Reconciler {
+    pub async fn plan(&self, desired: &Desired) -> Result<Plan, AwsError> {
+        let observed = observe(&self.aws, desired, &self.cache, self.concurrency).await?;
+        Ok(plan(desired, &observed, &self.controller_id))
+    }
+
+    pub async fn apply(&self, desired: &Desired) -> Result<ApplyReport, AwsError> {
+        let observed = observe(&self.aws, desired, &self.cache, self.concurrency).await?;
+        let first = plan(desired, &observed, &self.controller_id);
+        let is_store = |k: &ObjectKey| matches!(k.kind, Kind::Parameter | Kind::Secret);
+        let stores: Vec<_> = first.objects.iter().filter(|o| is_store(&o.key)).cloned().collect();
+        let mut results = self.run_objects(stores.clone()).await;
+        let store_writes: usize = results.iter().map(|r| r.ops).sum();
+        let second = if store_writes > 0 {
+            let observed = observe(&self.aws, desired, &self.cache, self.concurrency).await?;
+            plan(desired, &observed, &self.controller_id)
+        } else {
+            first
+        };
+        let services: Vec<_> = second.objects.iter().filter(|o| !is_store(&o.key)).cloned().collect();
+        results.extend(self.run_objects(services.clone()).await);
+        let mut objects = stores;
+        objects.extend(services);
+        Ok(ApplyReport { plan: Plan { objects }, results })
+    }
+
+    async fn run_objects(&self, objects: Vec<crate::plan::ObjectPlan>) -> Vec<ObjectResult> {
+        bounded(objects, self.concurrency, |obj| {
+            let aws = self.aws.clone();
+            async move {
+                let key = obj.key.clone();
+                if !obj.problems.iter().all(|p| p.kind == crate::plan::ProblemKind::Drift) {
+                    return ObjectResult { key, ops: 0, error: None, registered: None };
+                }
+                match execute(&aws, &obj).await {
+                    Ok(done) => {
+                        if done.ops > 0 {
+                            info!(object = %key, writes = done.ops, "Applied");
+                        }
+                        ObjectResult { key, ops: done.ops, error: None, registered: done.registered }
+                    }
+                    Err(e) => {
+                        warn!(object = %key, error = %e, "Apply failed");
+                        ObjectResult { key, ops: 0, error: Some(e.to_string()), registered: None }
+                    }
+                }
+            }
+        })
+        .await
+    }
+}
+
+/// AWS calls made so far, and how many were writes.
+pub fn call_summary(tally: &BTreeMap<String, u64>) -> (u64, u64) {
+    let total = tally.values().sum();
+    let writes = tally
+        .iter()
+        .filter(|(k, _)| crate::metrics::is_write(k.split_once(':').map_or(k.as_str(), |(_, op)| op)))
+        .map(|(_, n)| *n)
+        .sum();
+    (total, writes)
+}
