@@ -19,6 +19,20 @@ pub fn carries_http_body(meta: &Metadata<'_>) -> bool {
     sdk && (meta.fields().field("request").is_some() || meta.fields().field("response").is_some())
 }
 
+/// The log layer: text or JSON lines on `writer`, with HTTP bodies dropped.
+fn layer<S, W>(format: LogFormat, writer: W, with_target: bool) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let redact = filter_fn(|meta| !carries_http_body(meta));
+    let fmt = tracing_subscriber::fmt::layer().with_writer(writer).with_target(with_target).with_ansi(false);
+    match format {
+        LogFormat::Text => fmt.with_filter(redact).boxed(),
+        LogFormat::Json => fmt.json().with_filter(redact).boxed(),
+    }
+}
+
 /// Installs the global subscriber: logs on stderr, stdout stays for output.
 pub fn init(format: LogFormat, verbose: u8, quiet: u8) {
     let default = match (verbose, quiet) {
@@ -30,11 +44,50 @@ pub fn init(format: LogFormat, verbose: u8, quiet: u8) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_env("SECRETWIRE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let redact = filter_fn(|meta| !carries_http_body(meta));
-    let registry = tracing_subscriber::registry().with(filter);
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(verbose > 0);
-    let _ = match format {
-        LogFormat::Text => registry.with(fmt.with_filter(redact)).try_init(),
-        LogFormat::Json => registry.with(fmt.json().with_filter(redact)).try_init(),
-    };
+    let _ = tracing_subscriber::registry().with(filter).with(layer(format, std::io::stderr, verbose > 0)).try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn sdk_events_carrying_http_bodies_are_dropped_at_trace_level() {
+        for format in [LogFormat::Text, LogFormat::Json] {
+            let out = Captured::default();
+            let writer = out.clone();
+            let subscriber = tracing_subscriber::registry().with(EnvFilter::new("trace")).with(layer(
+                format,
+                move || writer.clone(),
+                true,
+            ));
+            tracing::subscriber::with_default(subscriber, || {
+                tracing::trace!(target: "aws_smithy_runtime::client::orchestrator", request = ?"SecretString=LEAK-1", "transmitting request");
+                tracing::trace!(target: "aws_smithy_runtime::client::orchestrator::http", response = ?"LEAK-2", "read HTTP response body");
+                tracing::trace!(target: "aws_smithy_runtime::client::orchestrator", attempt = 1, "beginning attempt");
+                tracing::info!(parameter = "/web/db", "Created parameter");
+            });
+            let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+            assert!(!text.contains("LEAK"), "{text}");
+            assert!(
+                text.contains("beginning attempt") && text.contains("Created parameter"),
+                "other events still logged: {text}"
+            );
+        }
+    }
 }

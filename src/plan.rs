@@ -801,3 +801,7 @@ pub fn changed_objects(plan: &Plan) -> BTreeSet<ObjectKey> {
         .map(|o| o.key.clone())
         .collect()
 }
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

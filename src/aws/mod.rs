@@ -260,3 +260,6 @@ impl Aws {
             .ok_or_else(|| AwsError::other("RegisterTaskDefinition", "no task definition ARN in the answer"))
     }
 }
+
+#[cfg(test)]
+mod tests;

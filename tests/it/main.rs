@@ -1,1 +1,6 @@
+//! Integration tests: the real binary against a real moto server (one per
+//! test, so they run in parallel). One test binary, because each extra one
+//! relinks the whole AWS SDK.
 
+mod apply;
+mod harness;

@@ -1,0 +1,34 @@
+# secretwire: every target a person runs is the one CI runs.
+SHELL := /bin/bash
+VENV := .venv
+EMULATOR_STAMP := $(VENV)/.installed-$(shell sha256sum scripts/emulator-requirements.txt | cut -c1-12)
+CARGO ?= cargo
+
+.PHONY: build run test lint audit venv help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+build: ## compile secretwire (debug profile)
+	$(CARGO) build
+
+$(EMULATOR_STAMP): scripts/emulator-requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r scripts/emulator-requirements.txt
+	rm -f $(VENV)/.installed-* && touch $@
+
+venv: $(EMULATOR_STAMP) ## install the local AWS emulator (moto server, pinned) into .venv/
+
+run: build venv ## demo: start moto on a free loopback port, then validate, plan, apply, apply again
+	scripts/demo.sh
+
+test: venv ## unit tests and integration tests against moto (everything CI runs)
+	$(CARGO) test --all-targets
+
+lint: ## rustfmt check and clippy with warnings as errors
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+audit: ## check Cargo.lock against the RustSec snapshot in ../shared (offline)
+	command -v cargo-audit >/dev/null || $(CARGO) install cargo-audit --locked
+	$(CARGO) audit --no-fetch --db ../shared/advisory-db

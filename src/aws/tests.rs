@@ -1,0 +1,108 @@
+//! Real-AWS behaviour that the emulator does not show, forced with
+//! aws-smithy-mocks: URL-encoded policy documents and throttling errors.
+
+use aws_sdk_iam::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_iam::operation::get_role::GetRoleOutput;
+use aws_sdk_iam::operation::get_role_policy::GetRolePolicyOutput;
+use aws_sdk_iam::operation::list_attached_role_policies::ListAttachedRolePoliciesOutput;
+use aws_sdk_iam::types::{AttachedPolicy, Role, Tag};
+use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
+use aws_smithy_runtime_api::http::{Response, StatusCode};
+use aws_smithy_types::body::SdkBody;
+
+use super::observe::read_role;
+use crate::arn::Scope;
+use crate::policy;
+
+fn iam(rules: &[&Rule]) -> aws_sdk_iam::Client {
+    let mut m = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+    for r in rules {
+        m = m.with_rule(r);
+    }
+    let conf = aws_sdk_iam::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("a", "b", None, None, "test"))
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .http_client(create_mock_http_client())
+        .interceptor(m)
+        .build();
+    aws_sdk_iam::Client::from_conf(conf)
+}
+
+/// What IAM really sends: RFC 3986 percent-encoding of the JSON text.
+fn url_encode(doc: &serde_json::Value) -> String {
+    percent_encoding::utf8_percent_encode(&doc.to_string(), percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+#[tokio::test]
+async fn url_encoded_role_documents_from_real_iam_compare_equal() {
+    let scope = Scope::new("us-east-1", "123456789012");
+    let trust = policy::execution_trust(&scope);
+    let mut grants = policy::Grants::default();
+    grants.parameters.insert(scope.parameter_arn("/web/db"));
+    let inline = policy::execution_policy(&grants, &scope).unwrap();
+    let (t, i) = (url_encode(&trust), url_encode(&inline));
+    assert!(t.starts_with("%7B%22"), "really encoded: {t}");
+    let get_role = mock!(aws_sdk_iam::Client::get_role).then_output(move || {
+        GetRoleOutput::builder()
+            .role(
+                Role::builder()
+                    .path("/")
+                    .role_name("web-execution")
+                    .role_id("AROAEXAMPLE")
+                    .arn("arn:aws:iam::123456789012:role/web-execution")
+                    .create_date(aws_smithy_types::DateTime::from_secs(0))
+                    .assume_role_policy_document(t.clone())
+                    .tags(Tag::builder().key("secretwire.dev/managed-by").value("default").build().unwrap())
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    });
+    let get_policy = mock!(aws_sdk_iam::Client::get_role_policy).then_output(move || {
+        GetRolePolicyOutput::builder()
+            .role_name("web-execution")
+            .policy_name("secretwire")
+            .policy_document(i.clone())
+            .build()
+            .unwrap()
+    });
+    let attached = mock!(aws_sdk_iam::Client::list_attached_role_policies).then_output(|| {
+        ListAttachedRolePoliciesOutput::builder()
+            .attached_policies(AttachedPolicy::builder().policy_arn("arn:aws:iam::aws:policy/x").build())
+            .is_truncated(false)
+            .build()
+    });
+    let client = iam(&[&get_role, &get_policy, &attached]);
+    let role = read_role(&client, "web-execution").await.unwrap().unwrap();
+    assert!(policy::same_document(&role.trust, &trust), "{}", role.trust);
+    assert!(policy::same_document(role.inline_policy.as_ref().unwrap(), &inline));
+    assert_eq!(role.tags["secretwire.dev/managed-by"], "default");
+    assert!(role.managed_policy_arns.contains("arn:aws:iam::aws:policy/x"));
+}
+
+#[tokio::test]
+async fn a_missing_role_is_none_and_throttling_is_transient() {
+    let missing = mock!(aws_sdk_iam::Client::get_role).then_http_response(|| {
+        Response::new(
+            StatusCode::try_from(404).unwrap(),
+            SdkBody::from(
+                "<ErrorResponse><Error><Type>Sender</Type><Code>NoSuchEntity</Code><Message>The role with name x cannot be found.</Message></Error><RequestId>1</RequestId></ErrorResponse>",
+            ),
+        )
+    });
+    assert!(read_role(&iam(&[&missing]), "x").await.unwrap().is_none());
+
+    let throttled = mock!(aws_sdk_iam::Client::get_role).then_http_response(|| {
+        Response::new(
+            StatusCode::try_from(400).unwrap(),
+            SdkBody::from(
+                "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>1</RequestId></ErrorResponse>",
+            ),
+        )
+    });
+    let err = read_role(&iam(&[&throttled]), "x").await.unwrap_err();
+    assert!(err.transient, "{err}");
+    assert_eq!(err.code.as_deref(), Some("Throttling"));
+}

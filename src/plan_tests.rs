@@ -1,0 +1,245 @@
+//! Planner tests on pure data: manifests in, a hand-built observed state, and
+//! an in-memory simulation of AWS so "plan, apply, plan again" can be checked
+//! without a server.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use super::*;
+use crate::arn::Scope;
+
+const MANIFESTS: &str = "apiVersion: secretwire.dev/v1alpha1
+kind: Parameter
+metadata: { name: /web/db }
+spec:
+  kmsKeyId: alias/web
+  initialValue: { generate: { length: 16 } }
+---
+apiVersion: secretwire.dev/v1alpha1
+kind: Secret
+metadata: { name: web/api }
+spec:
+  initialValue: { generate: { length: 16 } }
+---
+apiVersion: secretwire.dev/v1alpha1
+kind: Service
+metadata: { name: web }
+spec:
+  cluster: prod
+  taskRole:
+    roleName: web-task
+    statements: [{ effect: Allow, actions: [s3:GetObject], resources: ['arn:aws:s3:::b/*'] }]
+  containers:
+    - name: web
+      secrets:
+        - { name: DB, parameter: /web/db }
+        - { name: USER, secret: web/api, jsonKey: user }
+";
+
+fn desired(text: &str) -> Desired {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("m.yaml"), text).unwrap();
+    let (d, diags) = crate::manifest::load_dir(dir.path());
+    assert!(diags.is_empty(), "{diags:?}");
+    d
+}
+
+/// An account with the service running `web:1` and a customer managed key.
+fn account(full_arns: bool) -> Observed {
+    let mut o = Observed::new(Scope::new("us-east-1", "123456789012"));
+    o.keys.insert(
+        "alias/web".into(),
+        KmsKey { arn: "arn:aws:kms:us-east-1:123456789012:key/k1".into(), customer_managed: true },
+    );
+    let td = json!({"taskDefinitionArn": "arn:aws:ecs:us-east-1:123456789012:task-definition/web:1", "family": "web", "revision": 1,
+                    "containerDefinitions": [{"name": "web", "image": "httpd", "essential": true}]});
+    let running = if full_arns { "arn:aws:ecs:us-east-1:123456789012:task-definition/web:1" } else { "web:1" };
+    o.revisions.insert(running.into(), td.clone());
+    o.newest_revisions.insert("web".into(), td);
+    o.services.insert(
+        ("prod".into(), "web".into()),
+        ObservedService {
+            arn: "arn:aws:ecs:us-east-1:123456789012:service/prod/web".into(),
+            status: "ACTIVE".into(),
+            task_definition: running.into(),
+            deployment_controller: "ECS".into(),
+            deployments: vec![],
+        },
+    );
+    o
+}
+
+/// Applies ops to the observed state the way AWS (or moto, `full_arns: false`) would.
+fn simulate(o: &mut Observed, plan: &Plan, full_arns: bool, kinds: &[Kind]) {
+    let mut registered = None;
+    for obj in plan.objects.iter().filter(|o| kinds.contains(&o.key.kind)) {
+        for op in obj.changes.iter().flat_map(|c| &c.ops) {
+            match op.clone() {
+                Op::CreateParameter { name, kind, key_id, description, tags, .. } => {
+                    let kind = if kind == ParameterType::SecureString { "SecureString" } else { "String" };
+                    let key_id = key_id.or_else(|| (kind == "SecureString").then(|| "alias/aws/ssm".into()));
+                    o.parameters.insert(
+                        name.clone(),
+                        ObservedParameter { name, kind: kind.into(), key_id, description, tags, last_modified: None },
+                    );
+                }
+                Op::TagParameter { name, tags } => o.parameters.get_mut(&name).unwrap().tags.extend(tags),
+                Op::CreateSecret { name, key_id, description, tags, .. } => {
+                    let arn = format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}-AbCdEf");
+                    o.secrets.insert(
+                        name.clone(),
+                        ObservedSecret { name, arn, kms_key_id: key_id, description, tags, last_changed: None },
+                    );
+                }
+                Op::UpdateSecret { .. } | Op::TagSecret { .. } => unreachable!("not in these tests"),
+                Op::CreateRole { name, trust, tags } => {
+                    let arn = o.scope.role_arn(&name);
+                    o.roles.insert(
+                        name.clone(),
+                        ObservedRole {
+                            name,
+                            arn,
+                            trust,
+                            inline_policy: None,
+                            managed_policy_arns: Default::default(),
+                            tags,
+                        },
+                    );
+                }
+                Op::UpdateTrust { name, trust } => o.roles.get_mut(&name).unwrap().trust = trust,
+                Op::PutRolePolicy { name, document } => o.roles.get_mut(&name).unwrap().inline_policy = Some(document),
+                Op::DeleteRolePolicy { name } => o.roles.get_mut(&name).unwrap().inline_policy = None,
+                Op::AttachPolicy { name, arn } => {
+                    o.roles.get_mut(&name).unwrap().managed_policy_arns.insert(arn);
+                }
+                Op::DetachPolicy { name, arn } => {
+                    o.roles.get_mut(&name).unwrap().managed_policy_arns.remove(&arn);
+                }
+                Op::TagRole { name, tags } => o.roles.get_mut(&name).unwrap().tags.extend(tags),
+                Op::RegisterTaskDefinition { mut body, .. } => {
+                    let family = body["family"].as_str().unwrap().to_string();
+                    let rev = o.newest_revisions.get(&family).map_or(0, |n| n["revision"].as_u64().unwrap()) + 1;
+                    let arn = format!("arn:aws:ecs:us-east-1:123456789012:task-definition/{family}:{rev}");
+                    body["taskDefinitionArn"] = json!(arn);
+                    body["revision"] = json!(rev);
+                    body["status"] = json!("ACTIVE");
+                    o.newest_revisions.insert(family, body.clone());
+                    o.revisions.insert(arn.clone(), body);
+                    registered = Some(arn);
+                }
+                Op::UpdateService { cluster, service, task_definition } => {
+                    let td = task_definition.or(registered.clone()).unwrap();
+                    // Moto echoes what was sent (`web:2`); AWS answers with the full ARN.
+                    let shown = if full_arns { td.clone() } else { crate::arn::task_definition_short(&td).to_string() };
+                    let body = o.revisions.get(&td).cloned().unwrap();
+                    o.revisions.insert(shown.clone(), body);
+                    o.services.get_mut(&(cluster, service)).unwrap().task_definition = shown;
+                }
+            }
+        }
+    }
+}
+
+fn writes(p: &Plan) -> usize {
+    p.objects.iter().flat_map(|o| &o.changes).map(|c| c.ops.len()).sum()
+}
+
+#[test]
+fn plan_apply_plan_converges_with_aws_and_emulator_answers() {
+    for full_arns in [true, false] {
+        let d = desired(MANIFESTS);
+        let mut o = account(full_arns);
+        let first = plan(&d, &o, "default");
+        assert!(!first.has_failures(), "{first:#?}");
+        simulate(&mut o, &first, full_arns, &[Kind::Parameter, Kind::Secret]);
+        let second = plan(&d, &o, "default");
+        simulate(&mut o, &second, full_arns, &[Kind::Service]);
+        let third = plan(&d, &o, "default");
+        assert_eq!(writes(&third), 0, "full_arns={full_arns}: {third:#?}");
+        assert!(!third.has_changes());
+
+        let role = &o.roles["web-execution"];
+        let doc = role.inline_policy.as_ref().unwrap().to_string();
+        assert!(doc.contains("arn:aws:ssm:us-east-1:123456789012:parameter/web/db"));
+        assert!(doc.contains("arn:aws:secretsmanager:us-east-1:123456789012:secret:web/api-AbCdEf"));
+        assert!(doc.contains("arn:aws:kms:us-east-1:123456789012:key/k1"), "customer managed key granted");
+        let newest = &o.newest_revisions["web"];
+        assert_eq!(
+            newest["containerDefinitions"][0]["secrets"][1]["valueFrom"],
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:web/api-AbCdEf:user::"
+        );
+        assert_eq!(newest["taskRoleArn"], "arn:aws:iam::123456789012:role/web-task");
+    }
+}
+
+#[test]
+fn an_unowned_secret_is_a_conflict_and_blocks_its_services_only() {
+    let d = desired(MANIFESTS);
+    let mut o = account(true);
+    o.secrets.insert(
+        "web/api".into(),
+        ObservedSecret {
+            name: "web/api".into(),
+            arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:web/api-XyZ123".into(),
+            kms_key_id: None,
+            description: None,
+            tags: BTreeMap::new(),
+            last_changed: None,
+        },
+    );
+    let p = plan(&d, &o, "default");
+    let secret = p.object(&ObjectKey::new(Kind::Secret, "web/api")).unwrap();
+    assert_eq!(secret.problems[0].kind, ProblemKind::Conflict);
+    assert!(secret.changes.iter().all(|c| c.ops.is_empty()), "never overwritten");
+    let web = p.object(&ObjectKey::new(Kind::Service, "web")).unwrap();
+    assert_eq!(web.problems[0].kind, ProblemKind::Blocked);
+    assert!(web.changes.is_empty());
+    let param = p.object(&ObjectKey::new(Kind::Parameter, "/web/db")).unwrap();
+    assert_eq!(param.changes[0].action, Action::Create, "other objects still planned");
+
+    // Another controller's resource is a conflict even with adopt: true.
+    let adopting = desired(&MANIFESTS.replace("  initialValue: { generate: { length: 16 } }\n---\napiVersion: secretwire.dev/v1alpha1\nkind: Service", "  adopt: true\n  initialValue: { generate: { length: 16 } }\n---\napiVersion: secretwire.dev/v1alpha1\nkind: Service"));
+    o.secrets.get_mut("web/api").unwrap().tags.insert(TAG_MANAGED_BY.into(), "team-b".into());
+    let p = plan(&adopting, &o, "default");
+    let secret = p.object(&ObjectKey::new(Kind::Secret, "web/api")).unwrap();
+    assert!(secret.problems[0].message.contains("team-b"), "{:?}", secret.problems);
+    o.secrets.get_mut("web/api").unwrap().tags.clear();
+    let p = plan(&adopting, &o, "default");
+    let secret = p.object(&ObjectKey::new(Kind::Secret, "web/api")).unwrap();
+    assert!(secret.problems.is_empty());
+    assert!(
+        matches!(secret.changes[0].ops[..], [Op::TagSecret { .. }]),
+        "adopting only adds tags: {:?}",
+        secret.changes
+    );
+}
+
+#[test]
+fn missing_external_references_and_services_are_errors_not_writes() {
+    let d = desired(&MANIFESTS.replace("secret: web/api, jsonKey: user", "secret: shared/external"));
+    let mut o = account(true);
+    let p = plan(&d, &o, "default");
+    let web = p.object(&ObjectKey::new(Kind::Service, "web")).unwrap();
+    assert!(
+        web.problems.iter().any(|pr| pr.resource == "secret shared/external" && pr.message.contains("not found")),
+        "{web:?}"
+    );
+    assert!(web.changes.is_empty());
+    o.services.clear();
+    let p = plan(&d, &o, "default");
+    let web = p.object(&ObjectKey::new(Kind::Service, "web")).unwrap();
+    assert!(web.problems[0].message.contains("does not create them"));
+}
+
+#[test]
+fn a_secret_without_an_initial_value_must_exist() {
+    let d = desired(&MANIFESTS.replace(
+        "kind: Secret\nmetadata: { name: web/api }\nspec:\n  initialValue: { generate: { length: 16 } }",
+        "kind: Secret\nmetadata: { name: web/api }\nspec: {}",
+    ));
+    let p = plan(&d, &account(true), "default");
+    let s = p.object(&ObjectKey::new(Kind::Secret, "web/api")).unwrap();
+    assert_eq!(s.problems[0].kind, ProblemKind::Error);
+    assert!(s.problems[0].message.contains("no initialValue"));
+}
