@@ -17,8 +17,9 @@ use crate::reconcile::Reconciler;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// Identifies this controller in the ownership tag secretwire.dev/managed-by.
-    #[arg(long, global = true, default_value = "default", env = "SECRETWIRE_CONTROLLER_ID")]
+    /// Identifies this controller in the ownership tag secretwire.dev/managed-by
+    /// and in the names of its queue and rules (letters, digits, - and _; at most 40).
+    #[arg(long, global = true, default_value = "default", env = "SECRETWIRE_CONTROLLER_ID", value_parser = controller_id)]
     pub controller_id: String,
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -75,6 +76,35 @@ pub enum Command {
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
     },
+    /// Run as a controller: reconcile continuously and redeploy on rotation events.
+    Run {
+        #[command(flatten)]
+        manifests: ManifestArgs,
+        /// Address of /healthz, /readyz, /metrics and /status.
+        #[arg(long, default_value = "127.0.0.1:9464")]
+        listen: std::net::SocketAddr,
+        /// Full reconcile (and stale check) at least this often.
+        #[arg(long, default_value = "5m", value_parser = duration)]
+        resync_interval: std::time::Duration,
+        /// Changes to one service within this window become one deployment.
+        #[arg(long, default_value = "10s", value_parser = duration)]
+        debounce: std::time::Duration,
+        /// Consume this existing SQS queue instead of creating one.
+        #[arg(long, conflicts_with = "no_events")]
+        events_queue: Option<String>,
+        /// Do not consume rotation events (resync and the stale check still run).
+        #[arg(long)]
+        no_events: bool,
+        /// Objects reconciled at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Receives of a message whose redeploy keeps failing before it goes to the dead-letter queue.
+        #[arg(long, default_value_t = 5)]
+        max_receives: u32,
+        /// A failed redeploy's message comes back after this, times its receive count.
+        #[arg(long, default_value = "10s", value_parser = duration)]
+        failure_backoff: std::time::Duration,
+    },
     /// Print the task definition JSON apply would register for a Service.
     Render {
         #[command(flatten)]
@@ -90,6 +120,30 @@ pub enum Command {
         #[arg(long)]
         apply_only: bool,
     },
+}
+
+fn controller_id(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty() && s.len() <= 40 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok { Ok(s.to_string()) } else { Err("1 to 40 ASCII letters, digits, `-` or `_`".into()) }
+}
+
+/// `500ms`, `10s`, `5m`, `1h`, or plain seconds.
+pub fn duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration (like 500ms, 10s, 5m, 1h)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (ms, s, m, h)")),
+    };
+    if !secs.is_finite() || !(0.0..=7.0 * 86400.0).contains(&secs) {
+        return Err(format!("`{s}` is out of range"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 /// Loads manifests; prints every diagnostic to stderr. `None` when any is invalid.
@@ -162,6 +216,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             Ok(if report.failed() { 1 } else { 0 })
         }
+        Command::Run {
+            manifests,
+            listen,
+            resync_interval,
+            debounce,
+            events_queue,
+            no_events,
+            concurrency,
+            max_receives,
+            failure_backoff,
+        } => {
+            let events = match (events_queue, no_events) {
+                (Some(q), _) => crate::controller::EventsMode::Queue(q),
+                (None, true) => crate::controller::EventsMode::Off,
+                (None, false) => crate::controller::EventsMode::Ensure,
+            };
+            let cfg = crate::controller::RunConfig {
+                dir: manifests.dir,
+                listen,
+                resync: resync_interval.max(std::time::Duration::from_secs(1)),
+                debounce,
+                events,
+                concurrency: concurrency.max(1),
+                controller_id: cli.controller_id,
+                max_receives: max_receives.max(1),
+                failure_backoff,
+            };
+            crate::controller::run(cfg, metrics).await?;
+            Ok(0)
+        }
         Command::Render { manifests, service } => {
             let Some(d) = load(&manifests.dir) else { return Ok(1) };
             if !d.services.contains_key(&service) {
@@ -190,5 +274,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             print_json(&crate::policy::controller_policy(&d, &aws.scope, !apply_only));
             Ok(0)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(super::duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(super::duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(super::duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(super::duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(super::duration("0"), Ok(Duration::ZERO));
+        assert!(super::duration("5 weeks").is_err() && super::duration("-1s").is_err() && super::duration("").is_err());
+        assert!(super::controller_id("prod-1").is_ok() && super::controller_id("a b").is_err());
     }
 }

@@ -10,7 +10,10 @@
 pub mod arn;
 pub mod aws;
 pub mod cli;
+pub mod controller;
+pub mod events;
 pub mod execute;
+pub mod infra;
 pub mod logging;
 pub mod manifest;
 pub mod metrics;

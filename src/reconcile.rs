@@ -30,6 +30,8 @@ pub struct ApplyReport {
     /// Stores as planned before phase one, services as planned before phase two.
     pub plan: Plan,
     pub results: Vec<ObjectResult>,
+    /// What the services were planned against (for the stale backstop).
+    pub observed: crate::observed::Observed,
 }
 
 impl ApplyReport {
@@ -58,17 +60,17 @@ impl Reconciler {
         let stores: Vec<_> = first.objects.iter().filter(|o| is_store(&o.key)).cloned().collect();
         let mut results = self.run_objects(stores.clone()).await;
         let store_writes: usize = results.iter().map(|r| r.ops).sum();
-        let second = if store_writes > 0 {
+        let (second, observed) = if store_writes > 0 {
             let observed = observe(&self.aws, desired, &self.cache, self.concurrency).await?;
-            plan(desired, &observed, &self.controller_id)
+            (plan(desired, &observed, &self.controller_id), observed)
         } else {
-            first
+            (first, observed)
         };
         let services: Vec<_> = second.objects.iter().filter(|o| !is_store(&o.key)).cloned().collect();
         results.extend(self.run_objects(services.clone()).await);
         let mut objects = stores;
         objects.extend(services);
-        Ok(ApplyReport { plan: Plan { objects }, results })
+        Ok(ApplyReport { plan: Plan { objects }, results, observed })
     }
 
     async fn run_objects(&self, objects: Vec<crate::plan::ObjectPlan>) -> Vec<ObjectResult> {

@@ -117,7 +117,7 @@ pub async fn observe(
         parameters(aws, &w, concurrency),
         secrets(aws, &w, concurrency),
         roles(aws, &w, concurrency),
-        services(aws, desired),
+        describe_services(aws, desired),
     )?;
     o.parameters = params;
     o.secrets = secrets;
@@ -391,7 +391,10 @@ pub async fn read_role(iam: &aws_sdk_iam::Client, name: &str) -> Result<Option<O
     }))
 }
 
-async fn services(aws: &Aws, desired: &Desired) -> Result<BTreeMap<(String, String), ObservedService>, AwsError> {
+pub async fn describe_services(
+    aws: &Aws,
+    desired: &Desired,
+) -> Result<BTreeMap<(String, String), ObservedService>, AwsError> {
     let mut by_cluster: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for s in desired.services.values() {
         by_cluster.entry(&s.cluster).or_default().push(s.service_name.clone());

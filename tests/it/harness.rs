@@ -157,3 +157,212 @@ pub const REGISTRY_CREDENTIALS: &str = r#"{"username":"acme-ci","password":"regi
 pub fn demo_env() -> Vec<(&'static str, &'static str)> {
     vec![("REGISTRY_CREDENTIALS", REGISTRY_CREDENTIALS)]
 }
+
+/// A running `secretwire run`, with its log collected.
+pub struct Running {
+    child: Child,
+    pub addr: String,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Moto {
+    /// Starts `secretwire run` on a free port; returns once it serves HTTP.
+    pub fn start_run(&self, dir: &Path, args: &[&str]) -> Running {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_secretwire"));
+        let dir = dir.display().to_string();
+        cmd.args(["run", "-m", &dir, "--listen", "127.0.0.1:0"]).args(args);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("AWS_") || k.starts_with("SECRETWIRE_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("AWS_ENDPOINT_URL", &self.url)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("REGISTRY_CREDENTIALS", REGISTRY_CREDENTIALS)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start secretwire run");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(i) = line.find("listen=") {
+                    let _ = tx.send(line[i + 7..].split_whitespace().next().unwrap_or_default().to_string());
+                }
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("run did not start:\n{}", log.lock().unwrap()));
+        Running { child, addr, log }
+    }
+}
+
+impl Running {
+    /// A plain HTTP/1.1 GET on loopback: `(status, body)`.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&self.addr).expect("connect to the controller");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        let status = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        (status, body)
+    }
+
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::from_str(&self.get("/status").1).expect("status is JSON")
+    }
+
+    /// The value of one Prometheus sample, e.g. `secretwire_redeploys_total{reason="rotation"}`.
+    pub fn metric(&self, sample: &str) -> f64 {
+        let body = self.get("/metrics").1;
+        body.lines()
+            .find_map(|l| {
+                l.strip_prefix(sample)
+                    .and_then(|rest| rest.trim().split_whitespace().next())
+                    .and_then(|v| v.parse().ok())
+            })
+            .unwrap_or(0.0)
+    }
+
+    /// Polls `cond` until it holds or the deadline passes (then panics with the log).
+    pub fn wait_for(&self, what: &str, deadline: Duration, cond: impl Fn(&Running) -> bool) {
+        let end = std::time::Instant::now() + deadline;
+        while std::time::Instant::now() < end {
+            if cond(self) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("timed out waiting for {what}\n--- log\n{}", self.log());
+    }
+
+    pub fn wait_ready(&self) {
+        self.wait_for("readiness", Duration::from_secs(60), |r| r.get("/readyz").0 == 200);
+    }
+
+    pub fn redeploys(&self, service: &str) -> u64 {
+        self.status()["objects"][format!("Service/{service}")]["redeploys"].as_u64().unwrap_or(0)
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// SIGTERM; returns the exit code.
+    pub fn stop(mut self) -> (i32, String) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let end = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(100));
+                return (st.code().unwrap_or(-1), self.log());
+            }
+            assert!(std::time::Instant::now() < end, "did not stop within 30 s after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The example repo applied, and its new revisions rolled out. AWS starts a
+/// deployment on UpdateService(taskDefinition); moto does not, so the test
+/// does what AWS would (otherwise the running tasks look older than the values).
+pub async fn applied_and_rolled_out(moto: &Moto, repo: &tempfile::TempDir) {
+    moto.secretwire(&["apply", "-m", &repo.path().display().to_string()], &demo_env()).assert_code(0);
+    let sdk = moto.sdk().await;
+    let ecs = aws_sdk_ecs::Client::new(&sdk);
+    for s in ["web", "worker"] {
+        ecs.update_service().cluster("prod").service(s).force_new_deployment(true).send().await.unwrap();
+    }
+    // Values written from now on are strictly newer than these deployments
+    // (timestamps have one-second precision).
+    let start = std::time::SystemTime::now();
+    while start.elapsed().unwrap() < Duration::from_millis(1100) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub async fn deployment_id(sdk: &aws_config::SdkConfig, service: &str) -> String {
+    let ecs = aws_sdk_ecs::Client::new(sdk);
+    let out = ecs.describe_services().cluster("prod").services(service).send().await.unwrap();
+    let s = &out.services()[0];
+    s.deployments().iter().find(|d| d.status() == Some("PRIMARY")).and_then(|d| d.id()).unwrap().to_string()
+}
+
+pub async fn secret_arn(sdk: &aws_config::SdkConfig, name: &str) -> String {
+    let sm = aws_sdk_secretsmanager::Client::new(sdk);
+    sm.describe_secret().secret_id(name).send().await.unwrap().arn().unwrap().to_string()
+}
+
+/// Publishes a realistic `RotationSucceeded` CloudTrail service event on the default bus.
+pub async fn publish_rotation(sdk: &aws_config::SdkConfig, secret_arn: &str) {
+    let detail = serde_json::json!({
+        "eventVersion": "1.05",
+        "userIdentity": {"accountId": "123456789012", "invokedBy": "secretsmanager.amazonaws.com"},
+        "eventSource": "secretsmanager.amazonaws.com",
+        "eventName": "RotationSucceeded",
+        "awsRegion": "us-east-1",
+        "requestParameters": null,
+        "responseElements": null,
+        "additionalEventData": {"SecretId": secret_arn},
+        "eventType": "AwsServiceEvent",
+        "recipientAccountId": "123456789012"
+    });
+    put_event(sdk, "aws.secretsmanager", "AWS Service Event via CloudTrail", detail).await;
+}
+
+pub async fn put_event(sdk: &aws_config::SdkConfig, source: &str, detail_type: &str, detail: serde_json::Value) {
+    let ev = aws_sdk_eventbridge::Client::new(sdk);
+    let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+        .source(source)
+        .detail_type(detail_type)
+        .detail(detail.to_string())
+        .build();
+    let out = ev.put_events().entries(entry).send().await.unwrap();
+    assert_eq!(out.failed_entry_count(), 0);
+}
+
+/// Messages visible plus in flight, on the controller's queue or its DLQ.
+pub async fn queue_depth(sdk: &aws_config::SdkConfig, name: &str) -> u64 {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let url = sqs.get_queue_url().queue_name(name).send().await.unwrap().queue_url.unwrap();
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(A::ApproximateNumberOfMessages)
+        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap();
+    let a = out.attributes().unwrap();
+    [A::ApproximateNumberOfMessages, A::ApproximateNumberOfMessagesNotVisible]
+        .iter()
+        .map(|k| a.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))
+        .sum()
+}
+
+pub fn rfc3339_now() -> String {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    secretwire::events::format_rfc3339(t)
+}

@@ -1,0 +1,270 @@
+//! Rotation events: parse the EventBridge forms that mean "the value a new
+//! task would read has changed", and map a changed value to the services that
+//! read it unpinned. Pure: no I/O, so every form is unit tested with
+//! real-shaped samples.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use crate::arn::{RawTarget, Scope};
+use crate::model::{Desired, ValueRef};
+
+/// A value that changed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ChangedValue {
+    /// A secret name or ARN, as the event gave it.
+    Secret(String),
+    /// A parameter name (as in `detail.name`, e.g. `/web/db`).
+    Parameter(String),
+}
+
+impl std::fmt::Display for ChangedValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChangedValue::Secret(s) => write!(f, "secret {s}"),
+            ChangedValue::Parameter(p) => write!(f, "parameter {p}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValueChange {
+    pub value: ChangedValue,
+    /// When it changed (event `time`), seconds since the epoch.
+    pub at: Option<f64>,
+    /// Which event form said so, for logs and status.
+    pub cause: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Parsed {
+    Change(ValueChange),
+    /// A well-formed event that does not change what a new task reads.
+    Ignored(String),
+    /// Not an event we can read at all.
+    Malformed(String),
+}
+
+/// Largest message body read; EventBridge events are at most 256 KiB.
+pub const MAX_BODY: usize = 256 * 1024;
+
+/// Parses one SQS message body (an EventBridge event).
+pub fn parse(body: &str, scope: &Scope) -> Parsed {
+    if body.len() > MAX_BODY {
+        return Parsed::Malformed(format!("body of {} bytes is larger than an EventBridge event can be", body.len()));
+    }
+    let ev: Value = match serde_json::from_str(body) {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(_) => return Parsed::Malformed("not a JSON object".into()),
+        Err(e) => return Parsed::Malformed(format!("not JSON: {e}")),
+    };
+    let s = |v: &Value| v.as_str().map(str::to_string);
+    let (Some(source), Some(detail_type)) = (s(&ev["source"]), s(&ev["detail-type"])) else {
+        return Parsed::Malformed("no source or detail-type".into());
+    };
+    // Events for another account or region are not ours to act on.
+    if let Some(acct) = ev["account"].as_str()
+        && acct != scope.account
+    {
+        return Parsed::Ignored(format!("event for account {acct}"));
+    }
+    if let Some(region) = ev["region"].as_str()
+        && region != scope.region
+    {
+        return Parsed::Ignored(format!("event for region {region}"));
+    }
+    let at = ev["time"].as_str().and_then(parse_rfc3339);
+    let d = &ev["detail"];
+    if !d.is_object() {
+        return Parsed::Malformed("detail is not an object".into());
+    }
+    let change = |value: ChangedValue, cause: &str| Parsed::Change(ValueChange { value, at, cause: cause.to_string() });
+    match (source.as_str(), detail_type.as_str()) {
+        ("aws.secretsmanager", "Secret Label Updated") => {
+            if d["labelUpdated"].as_str() != Some("AWSCURRENT") {
+                return Parsed::Ignored(format!("label {} moved", d["labelUpdated"].as_str().unwrap_or("?")));
+            }
+            let id = ev["resources"].as_array().and_then(|r| r.first()).and_then(Value::as_str).or(d["name"].as_str());
+            match id {
+                Some(id) => change(ChangedValue::Secret(id.into()), "Secret Label Updated"),
+                None => Parsed::Malformed("Secret Label Updated without a secret".into()),
+            }
+        }
+        ("aws.secretsmanager", "AWS Service Event via CloudTrail") => {
+            let name = d["eventName"].as_str().unwrap_or_default();
+            if name != "RotationSucceeded" {
+                return Parsed::Ignored(format!("service event {name}"));
+            }
+            match d["additionalEventData"]["SecretId"].as_str() {
+                Some(id) => change(ChangedValue::Secret(id.into()), "RotationSucceeded"),
+                None => Parsed::Malformed("RotationSucceeded without additionalEventData.SecretId".into()),
+            }
+        }
+        ("aws.secretsmanager", "AWS API Call via CloudTrail") => {
+            let name = d["eventName"].as_str().unwrap_or_default();
+            if d["errorCode"].is_string() {
+                return Parsed::Ignored(format!("{name} failed"));
+            }
+            let req = &d["requestParameters"];
+            let resp = &d["responseElements"];
+            let sets_current = match name {
+                // A rotation's first step writes AWSPENDING: not what tasks read yet.
+                "PutSecretValue" => match req["versionStages"].as_array() {
+                    Some(stages) => stages.iter().any(|s| s == "AWSCURRENT"),
+                    None => true,
+                },
+                // UpdateSecret makes a new AWSCURRENT version only when it carries a value.
+                "UpdateSecret" => resp["versionId"].is_string(),
+                "UpdateSecretVersionStage" => req["versionStage"] == "AWSCURRENT" && req["moveToVersionId"].is_string(),
+                other => return Parsed::Ignored(format!("API call {other}")),
+            };
+            if !sets_current {
+                return Parsed::Ignored(format!("{name} did not move AWSCURRENT"));
+            }
+            // `arn` since February 2024, `aRN` before; requestParameters.secretId is a name or ARN.
+            let id = resp["arn"].as_str().or(resp["aRN"].as_str()).or(req["secretId"].as_str());
+            match id {
+                Some(id) => change(ChangedValue::Secret(id.into()), name),
+                None => Parsed::Malformed(format!("{name} without a secret id")),
+            }
+        }
+        ("aws.ssm", "Parameter Store Change") => {
+            let op = d["operation"].as_str().unwrap_or_default();
+            if !matches!(op, "Create" | "Update" | "LabelParameterVersion") {
+                return Parsed::Ignored(format!("parameter operation {op}"));
+            }
+            match d["name"].as_str() {
+                Some(n) if !n.is_empty() => change(ChangedValue::Parameter(n.into()), &format!("Parameter Store {op}")),
+                _ => Parsed::Malformed("Parameter Store Change without detail.name".into()),
+            }
+        }
+        (src, dt) => Parsed::Ignored(format!("{src} {dt}")),
+    }
+}
+
+/// Which services read which value, unpinned and with `redeployOnChange`.
+#[derive(Debug, Clone, Default)]
+pub struct ValueIndex {
+    secrets: BTreeMap<String, BTreeSet<String>>,
+    parameters: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl ValueIndex {
+    /// `secret_arns` maps secret names (and ARNs given as ids) to their full ARN, where known.
+    pub fn build(desired: &Desired, secret_arns: &BTreeMap<String, String>) -> Self {
+        let mut ix = Self::default();
+        for svc in desired.services.values().filter(|s| s.redeploy_on_change) {
+            for r in svc.value_refs().filter(|r| !r.is_pinned()) {
+                let mut add_secret = |id: &str| {
+                    ix.secrets.entry(id.to_string()).or_default().insert(svc.name.clone());
+                    if let Some(arn) = secret_arns.get(id) {
+                        ix.secrets.entry(arn.clone()).or_default().insert(svc.name.clone());
+                    }
+                };
+                match r {
+                    ValueRef::Secret { id, .. } => add_secret(id),
+                    ValueRef::Raw { target: RawTarget::Secret(s), .. } => add_secret(&s.secret_arn),
+                    ValueRef::Parameter { name } | ValueRef::Raw { target: RawTarget::Parameter { name, .. }, .. } => {
+                        ix.parameters.entry(name.clone()).or_default().insert(svc.name.clone());
+                    }
+                }
+            }
+        }
+        ix
+    }
+
+    /// The services that must be redeployed for this change.
+    pub fn services_for(&self, v: &ChangedValue) -> BTreeSet<String> {
+        match v {
+            ChangedValue::Parameter(name) => {
+                let alt = if name.starts_with('/') || !name.contains('/') { name.clone() } else { format!("/{name}") };
+                self.parameters.get(name).or_else(|| self.parameters.get(&alt)).cloned().unwrap_or_default()
+            }
+            ChangedValue::Secret(id) => {
+                if let Some(s) = self.secrets.get(id) {
+                    return s.clone();
+                }
+                // An ARN we do not know: try the name it carries, with and without
+                // the 6-character suffix (a name may itself end like a suffix).
+                let Some((_, resource)) = id.split_once(":secret:") else { return BTreeSet::new() };
+                let name = resource.split(':').next().unwrap_or(resource);
+                if let Some(s) = self.secrets.get(name) {
+                    return s.clone();
+                }
+                match name.rsplit_once('-') {
+                    Some((base, sfx)) if sfx.len() == 6 && sfx.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+                        self.secrets.get(base).cloned().unwrap_or_default()
+                    }
+                    _ => BTreeSet::new(),
+                }
+            }
+        }
+    }
+}
+
+/// `2024-02-06T16:43:48Z` or with fractional seconds / offset, to epoch seconds.
+pub fn parse_rfc3339(s: &str) -> Option<f64> {
+    let b = s.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d, h, mi, se) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut frac = 0.0;
+    if let Some(r) = rest.strip_prefix('.') {
+        let digits: String = r.chars().take_while(char::is_ascii_digit).collect();
+        frac = format!("0.{digits}").parse().ok()?;
+        rest = &r[digits.len()..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) => {
+            let sign = if o.starts_with('-') { -1 } else { 1 };
+            sign * (o[1..3].parse::<i64>().ok()? * 3600 + o[4..6].parse::<i64>().ok()? * 60)
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(y, mo, d);
+    Some((days * 86400 + h * 3600 + mi * 60 + se - offset) as f64 + frac)
+}
+
+/// Days since 1970-01-01 (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+/// Epoch seconds to `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn format_rfc3339(t: f64) -> String {
+    let secs = t.floor() as i64;
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    let z = days + 719468;
+    let era = if z >= 0 { z } else { z - 146096 } / 146097;
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+#[path = "events_tests.rs"]
+mod tests;

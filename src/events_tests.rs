@@ -1,0 +1,236 @@
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use super::*;
+
+fn scope() -> Scope {
+    Scope::new("us-west-2", "012345678901")
+}
+
+fn envelope(detail_type: &str, source: &str, resources: Value, detail: Value) -> String {
+    json!({
+        "version": "0", "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718", "detail-type": detail_type, "source": source,
+        "account": "012345678901", "time": "2024-02-06T16:43:48Z", "region": "us-west-2",
+        "resources": resources, "detail": detail
+    })
+    .to_string()
+}
+
+const ARN: &str = "arn:aws:secretsmanager:us-west-2:012345678901:secret:mySecret-a1b2c3";
+
+fn secret_change(body: &str) -> (String, String) {
+    match parse(body, &scope()) {
+        Parsed::Change(ValueChange { value: ChangedValue::Secret(id), at, cause }) => {
+            assert_eq!(at, Some(1707237828.0));
+            (id, cause)
+        }
+        other => panic!("expected a secret change, got {other:?}"),
+    }
+}
+
+#[test]
+fn secret_label_updated_to_awscurrent_is_a_change() {
+    let body = envelope(
+        "Secret Label Updated",
+        "aws.secretsmanager",
+        json!([ARN]),
+        json!({"name": "mySecret", "labelUpdated": "AWSCURRENT", "versionId": "a1b2c3d4-5678-90ab-cdef-EXAMPLE11111"}),
+    );
+    assert_eq!(secret_change(&body), (ARN.to_string(), "Secret Label Updated".into()));
+    let other_label = body.replace("\"AWSCURRENT\"", "\"PROD\"");
+    assert!(matches!(parse(&other_label, &scope()), Parsed::Ignored(_)));
+}
+
+#[test]
+fn rotation_succeeded_service_event() {
+    let body = envelope(
+        "AWS Service Event via CloudTrail",
+        "aws.secretsmanager",
+        json!([]),
+        json!({
+            "eventVersion": "1.05", "userIdentity": {"accountId": "012345678901", "invokedBy": "secretsmanager.amazonaws.com"},
+            "eventTime": "2024-02-06T16:43:48Z", "eventSource": "secretsmanager.amazonaws.com", "eventName": "RotationSucceeded",
+            "awsRegion": "us-west-2", "requestParameters": null, "responseElements": null,
+            "additionalEventData": {"SecretId": ARN}, "eventType": "AwsServiceEvent", "recipientAccountId": "012345678901"
+        }),
+    );
+    assert_eq!(secret_change(&body), (ARN.to_string(), "RotationSucceeded".into()));
+    let started = body.replace("RotationSucceeded", "RotationStarted");
+    assert!(matches!(parse(&started, &scope()), Parsed::Ignored(_)));
+}
+
+fn api_call(event_name: &str, request: Value, response: Value) -> String {
+    envelope(
+        "AWS API Call via CloudTrail",
+        "aws.secretsmanager",
+        json!([]),
+        json!({"eventSource": "secretsmanager.amazonaws.com", "eventName": event_name, "awsRegion": "us-west-2",
+               "requestParameters": request, "responseElements": response}),
+    )
+}
+
+#[test]
+fn api_calls_that_set_awscurrent() {
+    // PutSecretValue without stages: the new version becomes AWSCURRENT.
+    let put = api_call(
+        "PutSecretValue",
+        json!({"secretId": "mySecret", "clientRequestToken": "t"}),
+        json!({"arn": ARN, "versionId": "v2"}),
+    );
+    assert_eq!(secret_change(&put).0, ARN);
+    // Legacy `aRN` (before February 2024).
+    let legacy = api_call("PutSecretValue", json!({"secretId": "mySecret"}), json!({"aRN": ARN}));
+    assert_eq!(secret_change(&legacy).0, ARN);
+    // secretId only, as a name.
+    let by_name = api_call("PutSecretValue", json!({"secretId": "mySecret"}), Value::Null);
+    assert_eq!(secret_change(&by_name).0, "mySecret");
+    // UpdateSecretVersionStage moving AWSCURRENT.
+    let stage = api_call(
+        "UpdateSecretVersionStage",
+        json!({"secretId": ARN, "versionStage": "AWSCURRENT", "moveToVersionId": "v3", "removeFromVersionId": "v2"}),
+        json!({"arn": ARN}),
+    );
+    assert_eq!(secret_change(&stage).0, ARN);
+    // UpdateSecret with a new value makes a version.
+    let update = api_call("UpdateSecret", json!({"secretId": ARN}), json!({"arn": ARN, "versionId": "v4"}));
+    assert_eq!(secret_change(&update).0, ARN);
+}
+
+#[test]
+fn api_calls_that_do_not_change_what_tasks_read_are_ignored() {
+    let pending =
+        api_call("PutSecretValue", json!({"secretId": ARN, "versionStages": ["AWSPENDING"]}), json!({"arn": ARN}));
+    assert!(matches!(parse(&pending, &scope()), Parsed::Ignored(_)), "a rotation's AWSPENDING write");
+    let describe_only = api_call("UpdateSecret", json!({"secretId": ARN, "description": "d"}), json!({"arn": ARN}));
+    assert!(matches!(parse(&describe_only, &scope()), Parsed::Ignored(_)));
+    let other_stage = api_call(
+        "UpdateSecretVersionStage",
+        json!({"secretId": ARN, "versionStage": "PROD", "moveToVersionId": "v"}),
+        json!({}),
+    );
+    assert!(matches!(parse(&other_stage, &scope()), Parsed::Ignored(_)));
+    let tag = api_call("TagResource", json!({"secretId": ARN}), json!({}));
+    assert!(matches!(parse(&tag, &scope()), Parsed::Ignored(_)));
+    let mut failed: Value =
+        serde_json::from_str(&api_call("PutSecretValue", json!({"secretId": ARN}), json!(null))).unwrap();
+    failed["detail"]["errorCode"] = json!("AccessDenied");
+    assert!(matches!(parse(&failed.to_string(), &scope()), Parsed::Ignored(_)));
+}
+
+#[test]
+fn parameter_store_changes() {
+    for op in ["Create", "Update", "LabelParameterVersion"] {
+        let body = envelope(
+            "Parameter Store Change",
+            "aws.ssm",
+            json!(["arn:aws:ssm:us-west-2:012345678901:parameter/web/db"]),
+            json!({"operation": op, "name": "/web/db", "type": "SecureString", "description": "Sample"}),
+        );
+        match parse(&body, &scope()) {
+            Parsed::Change(c) => assert_eq!(c.value, ChangedValue::Parameter("/web/db".into())),
+            other => panic!("{op}: {other:?}"),
+        }
+    }
+    let delete =
+        envelope("Parameter Store Change", "aws.ssm", json!([]), json!({"operation": "Delete", "name": "/web/db"}));
+    assert!(matches!(parse(&delete, &scope()), Parsed::Ignored(_)));
+}
+
+#[test]
+fn hostile_and_foreign_bodies_are_counted_not_acted_on() {
+    for body in [
+        "",
+        "garbage",
+        "[]",
+        "42",
+        r#"{"source": 1}"#,
+        r#"{"source":"aws.ssm","detail-type":"Parameter Store Change","detail":"x"}"#,
+    ] {
+        assert!(matches!(parse(body, &scope()), Parsed::Malformed(_)), "{body:?}");
+    }
+    let huge = format!("{{\"pad\": \"{}\"}}", "x".repeat(MAX_BODY));
+    assert!(matches!(parse(&huge, &scope()), Parsed::Malformed(_)));
+    let other_account =
+        envelope("Secret Label Updated", "aws.secretsmanager", json!([ARN]), json!({"labelUpdated": "AWSCURRENT"}))
+            .replace("\"account\":\"012345678901\"", "\"account\":\"999999999999\"");
+    assert!(matches!(parse(&other_account, &scope()), Parsed::Ignored(r) if r.contains("999999999999")));
+    let other_region =
+        envelope("Parameter Store Change", "aws.ssm", json!([]), json!({"operation": "Update", "name": "/x"}))
+            .replace("\"region\":\"us-west-2\"", "\"region\":\"eu-west-1\"");
+    assert!(matches!(parse(&other_region, &scope()), Parsed::Ignored(_)));
+    let wrong_types = envelope("Parameter Store Change", "aws.ssm", json!([]), json!({"operation": 5, "name": ["x"]}));
+    assert!(matches!(parse(&wrong_types, &scope()), Parsed::Ignored(_) | Parsed::Malformed(_)));
+    let unknown = envelope("EC2 Instance State-change Notification", "aws.ec2", json!([]), json!({}));
+    assert!(matches!(parse(&unknown, &scope()), Parsed::Ignored(_)));
+}
+
+const MANIFESTS: &str = "apiVersion: secretwire.dev/v1alpha1
+kind: Service
+metadata: { name: web }
+spec:
+  cluster: prod
+  containers:
+    - name: web
+      secrets:
+        - { name: A, secret: web/api }
+        - { name: B, parameter: /shared/db }
+        - { name: C, secret: web/pinned, versionStage: AWSPREVIOUS }
+        - { name: D, secret: web/current, versionStage: AWSCURRENT }
+---
+apiVersion: secretwire.dev/v1alpha1
+kind: Service
+metadata: { name: worker }
+spec:
+  cluster: prod
+  containers:
+    - name: worker
+      secrets:
+        - { name: B, parameter: /shared/db }
+        - { name: E, valueFrom: 'arn:aws:secretsmanager:us-west-2:012345678901:secret:legacy-AbCdEf:user::' }
+---
+apiVersion: secretwire.dev/v1alpha1
+kind: Service
+metadata: { name: batch }
+spec:
+  cluster: prod
+  redeployOnChange: false
+  containers:
+    - name: batch
+      secrets:
+        - { name: A, secret: web/api }
+";
+
+#[test]
+fn the_index_maps_values_to_exactly_the_unpinned_readers() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("m.yaml"), MANIFESTS).unwrap();
+    let (d, diags) = crate::manifest::load_dir(dir.path());
+    assert!(diags.is_empty(), "{diags:?}");
+    let arns: BTreeMap<String, String> =
+        [("web/api".to_string(), "arn:aws:secretsmanager:us-west-2:012345678901:secret:web/api-XyZ123".to_string())]
+            .into();
+    let ix = ValueIndex::build(&d, &arns);
+    let set = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+    let s = |id: &str| ix.services_for(&ChangedValue::Secret(id.into()));
+    assert_eq!(s("web/api"), set(&["web"]), "redeployOnChange: false excludes batch");
+    assert_eq!(s("arn:aws:secretsmanager:us-west-2:012345678901:secret:web/api-XyZ123"), set(&["web"]));
+    assert_eq!(s("web/pinned"), set(&[]), "pinned to AWSPREVIOUS");
+    assert_eq!(s("web/current"), set(&["web"]), "pinned to AWSCURRENT still follows rotations");
+    assert_eq!(s("arn:aws:secretsmanager:us-west-2:012345678901:secret:legacy-AbCdEf"), set(&["worker"]));
+    assert_eq!(s("arn:aws:secretsmanager:us-west-2:012345678901:secret:unrelated-AbCdEf"), set(&[]));
+    assert_eq!(ix.services_for(&ChangedValue::Parameter("/shared/db".into())), set(&["web", "worker"]));
+    assert_eq!(ix.services_for(&ChangedValue::Parameter("shared/db".into())), set(&["web", "worker"]));
+}
+
+#[test]
+fn timestamps_round_trip() {
+    assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0.0));
+    assert_eq!(parse_rfc3339("2024-02-06T16:43:48Z"), Some(1707237828.0));
+    assert_eq!(parse_rfc3339("2024-02-06T17:43:48+01:00"), Some(1707237828.0));
+    assert_eq!(parse_rfc3339("2024-02-06T16:43:48.250Z"), Some(1707237828.25));
+    assert_eq!(parse_rfc3339("not a time"), None);
+    assert_eq!(parse_rfc3339("2024-13-06T16:43:48Z"), None);
+    assert_eq!(format_rfc3339(1707237828.7), "2024-02-06T16:43:48Z");
+    assert_eq!(format_rfc3339(951782400.0), "2000-02-29T00:00:00Z");
+}

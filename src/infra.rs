@@ -1,0 +1,185 @@
+//! The event plumbing `run` owns: an SQS queue `secretwire-<id>-events` with a
+//! dead-letter queue, a queue policy that lets only its own EventBridge rules
+//! send, and the two rules on the default bus. Idempotent: read first, write
+//! only what differs.
+
+use std::collections::HashMap;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use serde_json::{Value, json};
+use tracing::info;
+
+use crate::aws::{Aws, AwsError, classify};
+use crate::observed::{TAG_MANAGED_BY, TAG_SOURCE};
+
+pub fn rule_patterns() -> [(&'static str, Value); 2] {
+    [
+        (
+            "secretsmanager",
+            json!({"source": ["aws.secretsmanager"],
+                   "detail-type": ["Secret Label Updated", "AWS Service Event via CloudTrail", "AWS API Call via CloudTrail"]}),
+        ),
+        ("ssm", json!({"source": ["aws.ssm"], "detail-type": ["Parameter Store Change"]})),
+    ]
+}
+
+pub fn queue_name(controller_id: &str) -> String {
+    format!("secretwire-{controller_id}-events")
+}
+
+/// Ensures the queue, dead-letter queue, policy and rules; returns the queue URL.
+pub async fn ensure(aws: &Aws, controller_id: &str, max_receives: u32) -> Result<String, AwsError> {
+    let name = queue_name(controller_id);
+    let tags: HashMap<String, String> = [
+        (TAG_MANAGED_BY.to_string(), controller_id.to_string()),
+        (TAG_SOURCE.to_string(), "Controller/events".to_string()),
+    ]
+    .into();
+    let dlq_url =
+        queue(aws, &format!("{name}-dlq"), &tags, &[(QueueAttributeName::MessageRetentionPeriod, "1209600")]).await?;
+    let dlq_arn = queue_arn(aws, &dlq_url).await?;
+    let url = queue(
+        aws,
+        &name,
+        &tags,
+        &[
+            (QueueAttributeName::MessageRetentionPeriod, "345600"),
+            (QueueAttributeName::ReceiveMessageWaitTimeSeconds, "20"),
+        ],
+    )
+    .await?;
+    let arn = queue_arn(aws, &url).await?;
+
+    let mut rule_arns = Vec::new();
+    for (suffix, pattern) in rule_patterns() {
+        let rule = format!("secretwire-{controller_id}-{suffix}");
+        let existing = aws.events.describe_rule().name(&rule).send().await;
+        let rule_arn = match existing {
+            Ok(r)
+                if r.event_pattern().and_then(|p| serde_json::from_str::<Value>(p).ok()).as_ref() == Some(&pattern) =>
+            {
+                r.arn().unwrap_or_default().to_string()
+            }
+            other => {
+                if let Err(e) = other {
+                    let e = classify("DescribeRule", e);
+                    if !e.is_code(&["ResourceNotFoundException"]) {
+                        return Err(e);
+                    }
+                }
+                let out = aws
+                    .events
+                    .put_rule()
+                    .name(&rule)
+                    .event_pattern(pattern.to_string())
+                    .description("secretwire: value changes that need an ECS redeploy")
+                    .set_tags(Some(
+                        tags.iter()
+                            .filter_map(|(k, v)| {
+                                aws_sdk_eventbridge::types::Tag::builder().key(k).value(v).build().ok()
+                            })
+                            .collect(),
+                    ))
+                    .send()
+                    .await
+                    .map_err(|e| classify("PutRule", e))?;
+                info!(rule = %rule, "Put EventBridge rule");
+                out.rule_arn().unwrap_or_default().to_string()
+            }
+        };
+        let targets =
+            aws.events.list_targets_by_rule().rule(&rule).send().await.map_err(|e| classify("ListTargetsByRule", e))?;
+        if !targets.targets().iter().any(|t| t.arn() == arn) {
+            let target = aws_sdk_eventbridge::types::Target::builder()
+                .id("secretwire-queue")
+                .arn(&arn)
+                .build()
+                .map_err(|e| AwsError::other("PutTargets", e.to_string()))?;
+            aws.events.put_targets().rule(&rule).targets(target).send().await.map_err(|e| classify("PutTargets", e))?;
+            info!(rule = %rule, queue = %arn, "Pointed rule at the queue");
+        }
+        rule_arns.push(rule_arn);
+    }
+
+    // Only our own rules may send (aws:SourceArn); failed deliveries go to the DLQ.
+    let policy = json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "OnlySecretwireRules",
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": arn,
+            "Condition": {"ArnEquals": {"aws:SourceArn": rule_arns}}
+        }]
+    });
+    let redrive = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receives});
+    let have = aws
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::Policy)
+        .attribute_names(QueueAttributeName::RedrivePolicy)
+        .send()
+        .await
+        .map_err(|e| classify("GetQueueAttributes", e))?;
+    let attrs = have.attributes();
+    let parsed =
+        |k: QueueAttributeName| attrs.and_then(|a| a.get(&k)).and_then(|s| serde_json::from_str::<Value>(s).ok());
+    let same_policy = parsed(QueueAttributeName::Policy).is_some_and(|p| crate::policy::same_document(&p, &policy));
+    let same_redrive = parsed(QueueAttributeName::RedrivePolicy).is_some_and(|r| {
+        r["deadLetterTargetArn"] == redrive["deadLetterTargetArn"]
+            && r["maxReceiveCount"].to_string().trim_matches('"') == max_receives.to_string()
+    });
+    if !same_policy || !same_redrive {
+        aws.sqs
+            .set_queue_attributes()
+            .queue_url(&url)
+            .attributes(QueueAttributeName::Policy, policy.to_string())
+            .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+            .send()
+            .await
+            .map_err(|e| classify("SetQueueAttributes", e))?;
+        info!(queue = %url, "Set queue policy and redrive policy");
+    }
+    Ok(url)
+}
+
+async fn queue(
+    aws: &Aws,
+    name: &str,
+    tags: &HashMap<String, String>,
+    attrs: &[(QueueAttributeName, &str)],
+) -> Result<String, AwsError> {
+    match aws.sqs.get_queue_url().queue_name(name).send().await {
+        Ok(out) => return Ok(out.queue_url().unwrap_or_default().to_string()),
+        Err(e) => {
+            let e = classify("GetQueueUrl", e);
+            if !e.is_code(&["AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"]) {
+                return Err(e);
+            }
+        }
+    }
+    let mut req = aws.sqs.create_queue().queue_name(name).set_tags(Some(tags.clone()));
+    for (k, v) in attrs {
+        req = req.attributes(k.clone(), *v);
+    }
+    let out = req.send().await.map_err(|e| classify("CreateQueue", e))?;
+    info!(queue = %name, "Created queue");
+    Ok(out.queue_url().unwrap_or_default().to_string())
+}
+
+async fn queue_arn(aws: &Aws, url: &str) -> Result<String, AwsError> {
+    let out = aws
+        .sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| classify("GetQueueAttributes", e))?;
+    out.attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+        .cloned()
+        .ok_or_else(|| AwsError::other("GetQueueAttributes", "no QueueArn in the answer"))
+}

@@ -1,0 +1,276 @@
+//! `secretwire run` against moto with real EventBridge -> SQS delivery.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+
+const QUEUE: &str = "secretwire-default-events";
+const DLQ: &str = "secretwire-default-events-dlq";
+
+/// Polls an async condition until it holds or the deadline passes.
+macro_rules! eventually {
+    ($what:expr, $secs:expr, $run:expr, $cond:expr) => {{
+        let end = Instant::now() + Duration::from_secs($secs);
+        loop {
+            if $cond {
+                break;
+            }
+            assert!(Instant::now() < end, "timed out waiting for {}\n--- log\n{}", $what, $run.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }};
+}
+
+/// Adds to the worker a reference to web/api pinned to AWSPREVIOUS.
+fn pin_worker_to_previous(repo: &tempfile::TempDir) {
+    let p = repo.path().join("services/worker.yaml");
+    let text = std::fs::read_to_string(&p).unwrap();
+    let pinned = "      secrets:\n        - name: API_PREVIOUS\n          secret: web/api\n          versionStage: AWSPREVIOUS\n";
+    std::fs::write(&p, text.replace("      secrets:\n", pinned)).unwrap();
+}
+
+#[tokio::test]
+async fn a_rotation_redeploys_exactly_the_services_that_read_the_value() {
+    let moto = Moto::start();
+    moto.bootstrap();
+    let repo = example_repo();
+    pin_worker_to_previous(&repo);
+    applied_and_rolled_out(&moto, &repo).await;
+    let sdk = moto.sdk().await;
+    let run = moto.start_run(repo.path(), &["--debounce", "0s"]);
+    run.wait_ready();
+    assert_eq!(run.redeploys("web") + run.redeploys("worker"), 0, "nothing stale after a roll-out:\n{}", run.log());
+    let (web0, worker0) = (deployment_id(&sdk, "web").await, deployment_id(&sdk, "worker").await);
+
+    publish_rotation(&sdk, &secret_arn(&sdk, "web/api").await).await;
+    eventually!("web's redeploy", 30, run, deployment_id(&sdk, "web").await != web0);
+    eventually!("the message to be deleted", 30, run, queue_depth(&sdk, QUEUE).await == 0);
+    assert_eq!(deployment_id(&sdk, "worker").await, worker0, "worker reads web/api only pinned to AWSPREVIOUS");
+    assert_eq!(run.redeploys("web"), 1);
+    assert_eq!(run.redeploys("worker"), 0);
+
+    let status = run.status();
+    let web = &status["objects"]["Service/web"];
+    assert_eq!(web["lastRedeploy"]["reason"], "rotation");
+    assert!(web["lastRedeploy"]["trigger"].as_str().unwrap().contains("web/api"), "{web}");
+    assert_eq!(web["lastRedeploy"]["deploymentId"], deployment_id(&sdk, "web").await);
+    assert_eq!(web["conditions"][0]["type"], "Ready");
+    assert_eq!(web["conditions"][0]["status"], "True");
+    assert!(web["lastAppliedRevision"].as_str().unwrap().contains("web:2"), "{web}");
+    assert_eq!(run.metric("secretwire_redeploys_total{reason=\"rotation\"}"), 1.0);
+    assert_eq!(run.metric("secretwire_events_total{outcome=\"matched\"}"), 1.0);
+    assert!(run.metric("secretwire_aws_calls_total{service=\"ECS\",operation=\"UpdateService\"}") >= 1.0);
+    assert_eq!(run.get("/healthz").0, 200);
+
+    // A parameter change reaches both readers.
+    let (web1, worker1) = (deployment_id(&sdk, "web").await, deployment_id(&sdk, "worker").await);
+    put_event(
+        &sdk,
+        "aws.ssm",
+        "Parameter Store Change",
+        serde_json::json!({"operation": "Update", "name": "/web/database-password", "type": "SecureString"}),
+    )
+    .await;
+    eventually!("both readers of the parameter", 30, run, {
+        deployment_id(&sdk, "web").await != web1 && deployment_id(&sdk, "worker").await != worker1
+    });
+    let (code, _) = run.stop();
+    assert_eq!(code, 0);
+}
+
+#[tokio::test]
+async fn five_events_for_two_values_within_the_debounce_window_make_one_deployment() {
+    let moto = Moto::start();
+    moto.bootstrap();
+    let repo = example_repo();
+    applied_and_rolled_out(&moto, &repo).await;
+    let sdk = moto.sdk().await;
+    let run = moto.start_run(repo.path(), &["--debounce", "4s"]);
+    run.wait_ready();
+    let api = secret_arn(&sdk, "web/api").await;
+    let splunk = secret_arn(&sdk, "web/splunk-token").await;
+    for arn in [&api, &splunk, &api, &splunk, &api] {
+        publish_rotation(&sdk, arn).await;
+    }
+    eventually!("all five messages handled", 40, run, {
+        run.metric("secretwire_events_total{outcome=\"matched\"}") == 5.0 && queue_depth(&sdk, QUEUE).await == 0
+    });
+    assert_eq!(run.redeploys("web"), 1, "{}", run.log());
+    assert_eq!(run.metric("secretwire_aws_calls_total{service=\"ECS\",operation=\"UpdateService\"}"), 1.0);
+    assert_eq!(run.redeploys("worker"), 0);
+    let trigger = run.status()["objects"]["Service/web"]["lastRedeploy"]["trigger"].as_str().unwrap().to_string();
+    assert!(trigger.contains("web/api") && trigger.contains("web/splunk-token"), "{trigger}");
+    assert_eq!(run.stop().0, 0);
+}
+
+#[tokio::test]
+async fn a_duplicate_delivery_makes_no_second_deployment() {
+    let moto = Moto::start();
+    moto.bootstrap();
+    let repo = example_repo();
+    applied_and_rolled_out(&moto, &repo).await;
+    let sdk = moto.sdk().await;
+    let run = moto.start_run(repo.path(), &["--debounce", "0s"]);
+    run.wait_ready();
+    // EventBridge delivers at least once: the same event body, twice.
+    let body = serde_json::json!({
+        "version": "0", "id": "0f4f6e6e-dup-dup-dup-000000000001", "detail-type": "Secret Label Updated",
+        "source": "aws.secretsmanager", "account": "123456789012", "region": "us-east-1",
+        "time": crate::harness::rfc3339_now(), "resources": [secret_arn(&sdk, "web/api").await],
+        "detail": {"name": "web/api", "labelUpdated": "AWSCURRENT", "versionId": "v2"}
+    })
+    .to_string();
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let url = sqs.get_queue_url().queue_name(QUEUE).send().await.unwrap().queue_url.unwrap();
+    sqs.send_message().queue_url(&url).message_body(&body).send().await.unwrap();
+    eventually!("the first delivery's redeploy", 30, run, run.redeploys("web") == 1);
+    sqs.send_message().queue_url(&url).message_body(&body).send().await.unwrap();
+    eventually!("the duplicate to be handled", 30, run, {
+        run.metric("secretwire_events_total{outcome=\"duplicate\"}") == 1.0 && queue_depth(&sdk, QUEUE).await == 0
+    });
+    assert_eq!(run.redeploys("web"), 1, "{}", run.log());
+    assert_eq!(run.stop().0, 0);
+}
+
+#[tokio::test]
+async fn a_redeploy_that_keeps_failing_leaves_the_message_until_the_dead_letter_queue() {
+    let moto = Moto::start();
+    moto.bootstrap();
+    let repo = example_repo();
+    applied_and_rolled_out(&moto, &repo).await;
+    let sdk = moto.sdk().await;
+    let run = moto.start_run(repo.path(), &["--debounce", "0s", "--max-receives", "2", "--failure-backoff", "1s"]);
+    run.wait_ready();
+    // The service disappears behind the controller's back: every redeploy fails.
+    let ecs = aws_sdk_ecs::Client::new(&sdk);
+    ecs.delete_service().cluster("prod").service("web").force(true).send().await.unwrap();
+    publish_rotation(&sdk, &secret_arn(&sdk, "web/api").await).await;
+    eventually!("a failed redeploy", 30, run, run.metric("secretwire_errors_total{result=\"redeploy\"}") >= 1.0);
+    assert!(queue_depth(&sdk, QUEUE).await + queue_depth(&sdk, DLQ).await == 1, "the message is kept");
+    eventually!("the message in the DLQ", 60, run, queue_depth(&sdk, DLQ).await == 1);
+    assert_eq!(queue_depth(&sdk, QUEUE).await, 0);
+    let web = &run.status()["objects"]["Service/web"];
+    assert_eq!(web["conditions"][1]["status"], "False", "{web}");
+    assert_eq!(run.stop().0, 0);
+}
+
+#[tokio::test]
+async fn a_value_changed_while_stopped_is_redeployed_once_by_the_backstop() {
+    let moto = Moto::start();
+    moto.bootstrap();
+    let repo = example_repo();
+    applied_and_rolled_out(&moto, &repo).await;
+    let sdk = moto.sdk().await;
+    let first = moto.start_run(repo.path(), &[]);
+    first.wait_ready();
+    assert_eq!(first.redeploys("web"), 0);
+    assert_eq!(first.stop().0, 0);
+
+    // Rotated while nobody listened (and no event will ever arrive).
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk);
+    sm.put_secret_value()
+        .secret_id("web/splunk-token")
+        .secret_string("rotated-while-down-0123456789")
+        .send()
+        .await
+        .unwrap();
+    let (web0, worker0) = (deployment_id(&sdk, "web").await, deployment_id(&sdk, "worker").await);
+
+    let second = moto.start_run(repo.path(), &["--resync-interval", "1s", "--no-events"]);
+    second.wait_ready();
+    assert_ne!(deployment_id(&sdk, "web").await, web0, "redeployed at startup");
+    assert_eq!(deployment_id(&sdk, "worker").await, worker0, "worker does not read web/splunk-token");
+    let web = &second.status()["objects"]["Service/web"];
+    assert_eq!(web["lastRedeploy"]["reason"], "stale");
+    assert!(web["lastRedeploy"]["trigger"].as_str().unwrap().contains("web/splunk-token"));
+    // Three more passes: no redeploy loop.
+    let passes = second.metric("secretwire_reconciles_total{result=\"ok\"}");
+    eventually!(
+        "three more passes",
+        30,
+        second,
+        second.metric("secretwire_reconciles_total{result=\"ok\"}") >= passes + 3.0
+    );
+    assert_eq!(second.redeploys("web"), 1);
+    assert_eq!(second.metric("secretwire_redeploys_total{reason=\"stale\"}"), 1.0);
+    assert_eq!(second.stop().0, 0);
+}
+
+#[tokio::test]
+async fn a_manifest_edit_is_picked_up_without_restart_and_a_bad_edit_keeps_the_last_good_state() {
+    let moto = Moto::start();
+    moto.bootstrap();
+    let repo = example_repo();
+    applied_and_rolled_out(&moto, &repo).await;
+    let sdk = moto.sdk().await;
+    let run = moto.start_run(repo.path(), &["--no-events", "--resync-interval", "1s"]);
+    run.wait_ready();
+    let worker = repo.path().join("services/worker.yaml");
+    let text = std::fs::read_to_string(&worker).unwrap();
+    std::fs::write(
+        &worker,
+        text.replace(
+            "      secrets:\n",
+            "      secrets:\n        - name: SPLUNK\n          secret: web/splunk-token\n",
+        ),
+    )
+    .unwrap();
+    let ecs = aws_sdk_ecs::Client::new(&sdk);
+    let running = |ecs: aws_sdk_ecs::Client| async move {
+        let out = ecs.describe_services().cluster("prod").services("worker").send().await.unwrap();
+        secretwire::arn::task_definition_short(out.services()[0].task_definition().unwrap()).to_string()
+    };
+    eventually!("worker:3 from the edited manifest", 30, run, running(ecs.clone()).await == "worker:3");
+
+    // A broken edit: reported, the last good state kept, nothing deleted.
+    std::fs::write(
+        &worker,
+        "apiVersion: secretwire.dev/v1alpha1\nkind: Service\nmetadata:\n  name: worker\nspec:\n  clustr: prod\n",
+    )
+    .unwrap();
+    eventually!(
+        "the manifest error on /status",
+        30,
+        run,
+        !run.status()["manifestErrors"].as_array().unwrap().is_empty()
+    );
+    let status = run.status();
+    assert!(status["manifestErrors"][0].as_str().unwrap().contains("unknown field `clustr`"));
+    assert_eq!(status["objects"]["Service/worker"]["conditions"][0]["reason"], "InvalidManifest");
+    assert_eq!(running(ecs.clone()).await, "worker:3");
+    // Still so after further passes on the last good version.
+    let passes = run.metric("secretwire_reconciles_total{result=\"ok\"}");
+    eventually!("another pass", 30, run, run.metric("secretwire_reconciles_total{result=\"ok\"}") > passes);
+    assert_eq!(run.status()["objects"]["Service/worker"]["conditions"][0]["reason"], "InvalidManifest");
+    assert_eq!(run.stop().0, 0);
+}
+
+#[tokio::test]
+async fn sigterm_exits_0_and_a_held_message_is_not_lost() {
+    let moto = Moto::start();
+    moto.bootstrap();
+    let repo = example_repo();
+    applied_and_rolled_out(&moto, &repo).await;
+    let sdk = moto.sdk().await;
+    let run = moto.start_run(repo.path(), &["--debounce", "60s"]);
+    run.wait_ready();
+    let web0 = deployment_id(&sdk, "web").await;
+    publish_rotation(&sdk, &secret_arn(&sdk, "web/api").await).await;
+    eventually!("the event to be held for its debounce window", 30, run, {
+        run.metric("secretwire_events_total{outcome=\"matched\"}") == 1.0
+    });
+    let started = Instant::now();
+    let (code, log) = run.stop();
+    assert_eq!(code, 0);
+    assert!(started.elapsed() < Duration::from_secs(15), "stops promptly");
+    assert!(log.contains("messages_returned_to_queue=1"), "{log}");
+    assert_eq!(deployment_id(&sdk, "web").await, web0, "not redeployed before the window closed");
+    assert_eq!(queue_depth(&sdk, QUEUE).await, 1, "the message is still on the queue");
+
+    // The next controller acts on it.
+    let next = moto.start_run(repo.path(), &["--debounce", "0s"]);
+    next.wait_ready();
+    eventually!("the redeploy after restart", 30, next, deployment_id(&sdk, "web").await != web0);
+    eventually!("the message deleted", 30, next, queue_depth(&sdk, QUEUE).await == 0);
+    assert_eq!(next.stop().0, 0);
+}
