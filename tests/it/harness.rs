@@ -232,7 +232,7 @@ impl Running {
         body.lines()
             .find_map(|l| {
                 l.strip_prefix(sample)
-                    .and_then(|rest| rest.trim().split_whitespace().next())
+                    .and_then(|rest| rest.split_whitespace().next())
                     .and_then(|v| v.parse().ok())
             })
             .unwrap_or(0.0)
