@@ -170,8 +170,15 @@ async fn reconciler(controller_id: &str, concurrency: usize, metrics: Arc<Metric
     })
 }
 
+/// Writes to stdout; a closed pipe (`secretwire render web | head`) is not an error.
+fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
 fn print_json(v: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    emit(&format!("{}\n", serde_json::to_string_pretty(v).unwrap_or_default()));
 }
 
 /// Runs the command; returns the process exit code.
@@ -180,13 +187,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Validate(m) => {
             let Some(d) = load(&m.dir) else { return Ok(1) };
-            println!(
-                "{} valid: {} parameters, {} secrets, {} services.",
+            emit(&format!(
+                "{} valid: {} parameters, {} secrets, {} services.\n",
                 m.dir.display(),
                 d.parameters.len(),
                 d.secrets.len(),
                 d.services.len()
-            );
+            ));
             Ok(0)
         }
         Command::Plan { manifests, output, detailed_exitcode, concurrency } => {
@@ -194,7 +201,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let r = reconciler(&cli.controller_id, concurrency, metrics).await?;
             let plan = r.plan(&d).await?;
             match output {
-                Output::Text => print!("{}", crate::output::plan_text(&plan)),
+                Output::Text => emit(&crate::output::plan_text(&plan)),
                 Output::Json => print_json(&crate::output::plan_json(&plan)),
             }
             Ok(if plan.has_failures() {
@@ -211,7 +218,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let report = r.apply(&d).await?;
             let tally = metrics.aws_call_tally();
             match output {
-                Output::Text => print!("{}", crate::output::apply_text(&report, &tally)),
+                Output::Text => emit(&crate::output::apply_text(&report, &tally)),
                 Output::Json => print_json(&crate::output::apply_json(&report, &tally)),
             }
             Ok(if report.failed() { 1 } else { 0 })

@@ -231,9 +231,7 @@ impl Running {
         let body = self.get("/metrics").1;
         body.lines()
             .find_map(|l| {
-                l.strip_prefix(sample)
-                    .and_then(|rest| rest.split_whitespace().next())
-                    .and_then(|v| v.parse().ok())
+                l.strip_prefix(sample).and_then(|rest| rest.split_whitespace().next()).and_then(|v| v.parse().ok())
             })
             .unwrap_or(0.0)
     }
