@@ -370,3 +370,27 @@ async fn no_value_appears_in_any_output_at_any_log_level() {
         assert!(!all.contains(v.as_str()), "a value leaked into the output");
     }
 }
+
+#[tokio::test]
+async fn a_closed_stdout_ends_the_command_quietly() {
+    // `secretwire render web | head -1` used to panic on the broken pipe.
+    let moto = Moto::start();
+    moto.bootstrap();
+    let repo = example_repo();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_secretwire"))
+        .args(["plan", "-m", &path_arg(&repo)])
+        .env("AWS_ENDPOINT_URL", &moto.url)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away before anything is written
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}
