@@ -4,7 +4,7 @@ VENV := .venv
 EMULATOR_STAMP := $(VENV)/.installed-$(shell sha256sum scripts/emulator-requirements.txt | cut -c1-12)
 CARGO ?= cargo
 
-.PHONY: build run test lint audit venv help
+.PHONY: build run test lint audit venv help bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -32,3 +32,7 @@ lint: ## rustfmt check and clippy with warnings as errors
 audit: ## check Cargo.lock against the RustSec snapshot in ../shared (offline)
 	command -v cargo-audit >/dev/null || $(CARGO) install cargo-audit --locked
 	$(CARGO) audit --no-fetch --db ../shared/advisory-db
+
+bench: venv ## benchmark at N = 10, 100, 1000 services (release build); table + bench/results.json
+	$(CARGO) build --release
+	$(VENV)/bin/python scripts/bench.py $(BENCH_SIZES)

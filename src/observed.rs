@@ -25,8 +25,9 @@ pub struct Observed {
     pub roles: BTreeMap<String, ObservedRole>,
     /// By `(cluster, service name)`. Absent: not found.
     pub services: BTreeMap<(String, String), ObservedService>,
-    /// Newest ACTIVE revision by family, in wire shape.
-    pub newest_revisions: BTreeMap<String, Value>,
+    /// Newest ACTIVE revision by family, in wire shape: absent = not read
+    /// (only read when a registration is needed), `None` = the family has none.
+    pub newest_revisions: BTreeMap<String, Option<Value>>,
     /// Revisions by ARN (immutable, so safe to cache for ever).
     pub revisions: BTreeMap<String, Value>,
 }

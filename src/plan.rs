@@ -18,6 +18,10 @@ use crate::value::InitialValue;
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Plan {
     pub objects: Vec<ObjectPlan>,
+    /// Families whose newest revision must be read before the plan is final
+    /// (a registration is needed and it may already exist).
+    #[serde(skip)]
+    pub needs_newest: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -230,10 +234,11 @@ pub fn plan(desired: &Desired, observed: &Observed, controller_id: &str) -> Plan
     for key in &desired.invalid {
         p.troubled.insert(key.clone(), "its manifest is invalid".into());
     }
+    let mut needs_newest = BTreeSet::new();
     for def in desired.services.values() {
-        objects.push(p.service(def));
+        objects.push(p.service(def, &mut needs_newest));
     }
-    Plan { objects }
+    Plan { objects, needs_newest }
 }
 
 impl Planner<'_> {
@@ -433,7 +438,7 @@ impl Planner<'_> {
         plan
     }
 
-    fn service(&self, def: &ServiceDef) -> ObjectPlan {
+    fn service(&self, def: &ServiceDef, needs_newest: &mut BTreeSet<String>) -> ObjectPlan {
         let key = ObjectKey::new(Kind::Service, &def.name);
         let mut plan = ObjectPlan { key: key.clone(), changes: Vec::new(), problems: Vec::new(), rendered: None };
         let svc_resource = format!("ecs service {}/{}", def.cluster, def.service_name);
@@ -534,7 +539,20 @@ impl Planner<'_> {
             }
         };
         plan.rendered = Some(rendered.clone());
-        let newest = self.o.newest_revisions.get(&def.family);
+        // The revision the service runs is the first candidate (cached, immutable);
+        // the family's newest only matters when that one differs.
+        let running_def =
+            self.o.revisions.get(&svc.task_definition).filter(|r| r["family"].as_str() == Some(def.family.as_str()));
+        let newest = match running_def {
+            Some(r) if !pending && !taskdef::differs(&rendered, r) => Some(r),
+            _ => match self.o.newest_revisions.get(&def.family) {
+                Some(n) => n.as_ref(),
+                None => {
+                    needs_newest.insert(def.family.clone());
+                    None
+                }
+            },
+        };
         let target = match newest {
             Some(n) if !pending && !taskdef::differs(&rendered, n) => {
                 let arn = n["taskDefinitionArn"].as_str().unwrap_or_default().to_string();
@@ -552,7 +570,12 @@ impl Planner<'_> {
                     (Some(n), false) => {
                         format!("register a new revision: {}", taskdef::changed_fields(&rendered, n).join(", "))
                     }
-                    (None, false) => "register the first revision of the family".to_string(),
+                    (None, false) => match running_def {
+                        Some(r) => {
+                            format!("register a new revision: {}", taskdef::changed_fields(&rendered, r).join(", "))
+                        }
+                        None => "register the first revision of the family".to_string(),
+                    },
                 };
                 let mut tags = owned_tags(self.id, &key, &BTreeMap::new());
                 if let Some(Value::Array(tt)) = def.template.as_ref().map(|t| &t["tags"]) {
@@ -563,7 +586,7 @@ impl Planner<'_> {
                     }
                 }
                 plan.changes.push(Change {
-                    action: if newest.is_some() { Action::Update } else { Action::Create },
+                    action: if newest.is_some() || running_def.is_some() { Action::Update } else { Action::Create },
                     resource: td_resource,
                     detail,
                     ops: vec![Op::RegisterTaskDefinition { body: rendered, tags }],

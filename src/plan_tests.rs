@@ -56,7 +56,7 @@ fn account(full_arns: bool) -> Observed {
                     "containerDefinitions": [{"name": "web", "image": "httpd", "essential": true}]});
     let running = if full_arns { "arn:aws:ecs:us-east-1:123456789012:task-definition/web:1" } else { "web:1" };
     o.revisions.insert(running.into(), td.clone());
-    o.newest_revisions.insert("web".into(), td);
+    o.newest_revisions.insert("web".into(), Some(td));
     o.services.insert(
         ("prod".into(), "web".into()),
         ObservedService {
@@ -119,12 +119,18 @@ fn simulate(o: &mut Observed, plan: &Plan, full_arns: bool, kinds: &[Kind]) {
                 Op::TagRole { name, tags } => o.roles.get_mut(&name).unwrap().tags.extend(tags),
                 Op::RegisterTaskDefinition { mut body, .. } => {
                     let family = body["family"].as_str().unwrap().to_string();
-                    let rev = o.newest_revisions.get(&family).map_or(0, |n| n["revision"].as_u64().unwrap()) + 1;
+                    let rev = o
+                        .newest_revisions
+                        .get(&family)
+                        .cloned()
+                        .flatten()
+                        .map_or(0, |n| n["revision"].as_u64().unwrap())
+                        + 1;
                     let arn = format!("arn:aws:ecs:us-east-1:123456789012:task-definition/{family}:{rev}");
                     body["taskDefinitionArn"] = json!(arn);
                     body["revision"] = json!(rev);
                     body["status"] = json!("ACTIVE");
-                    o.newest_revisions.insert(family, body.clone());
+                    o.newest_revisions.insert(family, Some(body.clone()));
                     o.revisions.insert(arn.clone(), body);
                     registered = Some(arn);
                 }
@@ -164,7 +170,7 @@ fn plan_apply_plan_converges_with_aws_and_emulator_answers() {
         assert!(doc.contains("arn:aws:ssm:us-east-1:123456789012:parameter/web/db"));
         assert!(doc.contains("arn:aws:secretsmanager:us-east-1:123456789012:secret:web/api-AbCdEf"));
         assert!(doc.contains("arn:aws:kms:us-east-1:123456789012:key/k1"), "customer managed key granted");
-        let newest = &o.newest_revisions["web"];
+        let newest = o.newest_revisions["web"].as_ref().unwrap();
         assert_eq!(
             newest["containerDefinitions"][0]["secrets"][1]["valueFrom"],
             "arn:aws:secretsmanager:us-east-1:123456789012:secret:web/api-AbCdEf:user::"

@@ -8,10 +8,11 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use tracing::{info, warn};
 
-use crate::aws::observe::{RevisionCache, bounded, observe};
+use crate::aws::observe::{RevisionCache, bounded, newest_revisions, observe};
 use crate::aws::{Aws, AwsError};
 use crate::execute::execute;
 use crate::model::{Desired, Kind, ObjectKey};
+use crate::observed::Observed;
 use crate::plan::{Plan, plan};
 
 #[derive(Debug, Clone, Serialize)]
@@ -48,21 +49,35 @@ pub struct Reconciler {
 }
 
 impl Reconciler {
+    async fn observe(&self, desired: &Desired) -> Result<Observed, AwsError> {
+        observe(&self.aws, desired, &self.controller_id, &self.cache, self.concurrency).await
+    }
+
+    /// Plans; reads a family's newest revision only when a registration is needed.
+    async fn plan_with(&self, desired: &Desired, observed: &mut Observed) -> Result<Plan, AwsError> {
+        let p = plan(desired, observed, &self.controller_id);
+        if p.needs_newest.is_empty() {
+            return Ok(p);
+        }
+        newest_revisions(&self.aws, &p.needs_newest, observed, &self.cache, self.concurrency).await?;
+        Ok(plan(desired, observed, &self.controller_id))
+    }
+
     pub async fn plan(&self, desired: &Desired) -> Result<Plan, AwsError> {
-        let observed = observe(&self.aws, desired, &self.cache, self.concurrency).await?;
-        Ok(plan(desired, &observed, &self.controller_id))
+        let mut observed = self.observe(desired).await?;
+        self.plan_with(desired, &mut observed).await
     }
 
     pub async fn apply(&self, desired: &Desired) -> Result<ApplyReport, AwsError> {
-        let observed = observe(&self.aws, desired, &self.cache, self.concurrency).await?;
-        let first = plan(desired, &observed, &self.controller_id);
+        let mut observed = self.observe(desired).await?;
+        let first = self.plan_with(desired, &mut observed).await?;
         let is_store = |k: &ObjectKey| matches!(k.kind, Kind::Parameter | Kind::Secret);
         let stores: Vec<_> = first.objects.iter().filter(|o| is_store(&o.key)).cloned().collect();
         let mut results = self.run_objects(stores.clone()).await;
         let store_writes: usize = results.iter().map(|r| r.ops).sum();
         let (second, observed) = if store_writes > 0 {
-            let observed = observe(&self.aws, desired, &self.cache, self.concurrency).await?;
-            (plan(desired, &observed, &self.controller_id), observed)
+            let mut observed = self.observe(desired).await?;
+            (self.plan_with(desired, &mut observed).await?, observed)
         } else {
             (first, observed)
         };
@@ -70,7 +85,7 @@ impl Reconciler {
         results.extend(self.run_objects(services.clone()).await);
         let mut objects = stores;
         objects.extend(services);
-        Ok(ApplyReport { plan: Plan { objects }, results, observed })
+        Ok(ApplyReport { plan: Plan { objects, needs_newest: Default::default() }, results, observed })
     }
 
     async fn run_objects(&self, objects: Vec<crate::plan::ObjectPlan>) -> Vec<ObjectResult> {

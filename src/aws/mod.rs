@@ -208,6 +208,27 @@ impl Aws {
         })
     }
 
+    /// Clients for unit tests: the given IAM client, the rest pointing nowhere.
+    #[cfg(test)]
+    pub(crate) fn for_tests(iam: aws_sdk_iam::Client, scope: Scope, metrics: Arc<Metrics>) -> Self {
+        let conf = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+        Self {
+            ecs: aws_sdk_ecs::Client::new(&conf),
+            iam,
+            ssm: aws_sdk_ssm::Client::new(&conf),
+            secrets: aws_sdk_secretsmanager::Client::new(&conf),
+            kms: aws_sdk_kms::Client::new(&conf),
+            sts: aws_sdk_sts::Client::new(&conf),
+            events: aws_sdk_eventbridge::Client::new(&conf),
+            sqs: aws_sdk_sqs::Client::new(&conf),
+            scope,
+            metrics,
+        }
+    }
+
     /// DescribeTaskDefinition, returning the definition in its wire shape.
     /// `None` when ECS does not know it.
     pub async fn describe_task_definition(&self, id: &str) -> Result<Option<Value>, AwsError> {

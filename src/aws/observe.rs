@@ -56,12 +56,30 @@ fn tags_of<'a>(pairs: impl IntoIterator<Item = (Option<&'a str>, Option<&'a str>
 }
 
 /// The names and ARNs the desired state touches.
-struct Wanted {
+pub(crate) struct Wanted {
     parameters: BTreeSet<String>,
     owned_parameters: BTreeSet<String>,
     secret_names: BTreeSet<String>,
     secret_arns: BTreeSet<String>,
     roles: BTreeSet<String>,
+}
+
+#[cfg(test)]
+impl Wanted {
+    pub(crate) fn roles_only(roles: BTreeSet<String>) -> Self {
+        Self {
+            parameters: BTreeSet::new(),
+            owned_parameters: BTreeSet::new(),
+            secret_names: BTreeSet::new(),
+            secret_arns: BTreeSet::new(),
+            roles,
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) async fn roles_for_tests(aws: &Aws, w: &Wanted) -> Result<BTreeMap<String, ObservedRole>, AwsError> {
+    roles(aws, w, 4).await
 }
 
 fn wanted(desired: &Desired, aws: &Aws) -> Wanted {
@@ -108,14 +126,15 @@ fn wanted(desired: &Desired, aws: &Aws) -> Wanted {
 pub async fn observe(
     aws: &Aws,
     desired: &Desired,
+    controller_id: &str,
     cache: &RevisionCache,
     concurrency: usize,
 ) -> Result<Observed, AwsError> {
     let w = wanted(desired, aws);
     let mut o = Observed::new(aws.scope.clone());
     let (params, secrets, roles, services) = tokio::try_join!(
-        parameters(aws, &w, concurrency),
-        secrets(aws, &w, concurrency),
+        parameters(aws, desired, &w, controller_id, concurrency),
+        secrets(aws, &w, controller_id, concurrency),
         roles(aws, &w, concurrency),
         describe_services(aws, desired),
     )?;
@@ -128,13 +147,60 @@ pub async fn observe(
     Ok(o)
 }
 
+fn observed_parameter(p: &aws_sdk_ssm::types::ParameterMetadata) -> Option<ObservedParameter> {
+    Some(ObservedParameter {
+        name: p.name()?.to_string(),
+        kind: p.r#type().map(|t| t.as_str().to_string()).unwrap_or_default(),
+        key_id: p.key_id().map(str::to_string),
+        description: p.description().map(str::to_string),
+        tags: Tags::new(),
+        last_modified: p.last_modified_date().map(|d| d.as_secs_f64()),
+    })
+}
+
+/// Parameters: first everything this controller owns (one tag-filtered query,
+/// 50 a page), then by name only what is not owned (external references,
+/// missing or unowned declarations).
 async fn parameters(
     aws: &Aws,
+    desired: &Desired,
     w: &Wanted,
+    controller_id: &str,
     concurrency: usize,
 ) -> Result<BTreeMap<String, ObservedParameter>, AwsError> {
-    let names: Vec<String> = w.parameters.iter().cloned().collect();
     let mut found = BTreeMap::new();
+    let owned_filter = ParameterStringFilter::builder()
+        .key(format!("tag:{TAG_MANAGED_BY}"))
+        .option("Equals")
+        .values(controller_id)
+        .build()
+        .map_err(|e| AwsError::other("DescribeParameters", e.to_string()))?;
+    let mut token = None;
+    loop {
+        let out = aws
+            .ssm
+            .describe_parameters()
+            .parameter_filters(owned_filter.clone())
+            .max_results(50)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| classify("DescribeParameters", e))?;
+        for mut p in out.parameters().iter().filter_map(observed_parameter) {
+            if w.parameters.contains(&p.name) {
+                // Ownership is what the filter proved; the source tag is ours by construction.
+                p.tags.insert(TAG_MANAGED_BY.into(), controller_id.into());
+                p.tags.insert(TAG_SOURCE.into(), format!("Parameter/{}", p.name));
+                found.insert(p.name.clone(), p);
+            }
+        }
+        token = out.next_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    let owned_found: BTreeSet<String> = found.keys().cloned().collect();
+    let names: Vec<String> = w.parameters.iter().filter(|n| !found.contains_key(*n)).cloned().collect();
     for chunk in names.chunks(50) {
         let filter = ParameterStringFilter::builder()
             .key("Name")
@@ -153,22 +219,10 @@ async fn parameters(
                 .send()
                 .await
                 .map_err(|e| classify("DescribeParameters", e))?;
-            for p in out.parameters() {
-                let Some(name) = p.name() else { continue };
-                if !chunk.iter().any(|c| c == name) {
-                    continue;
+            for p in out.parameters().iter().filter_map(observed_parameter) {
+                if chunk.contains(&p.name) {
+                    found.insert(p.name.clone(), p);
                 }
-                found.insert(
-                    name.to_string(),
-                    ObservedParameter {
-                        name: name.to_string(),
-                        kind: p.r#type().map(|t| t.as_str().to_string()).unwrap_or_default(),
-                        key_id: p.key_id().map(str::to_string),
-                        description: p.description().map(str::to_string),
-                        tags: Tags::new(),
-                        last_modified: p.last_modified_date().map(|d| d.as_secs_f64()),
-                    },
-                );
             }
             token = out.next_token().map(str::to_string);
             if token.is_none() {
@@ -176,8 +230,14 @@ async fn parameters(
             }
         }
     }
-    // Tags decide ownership: read them only for parameters the repo declares.
-    let owned: Vec<String> = found.keys().filter(|n| w.owned_parameters.contains(*n)).cloned().collect();
+    // Full tags only where they decide something: declared parameters that are
+    // not ours (conflict or adoption), and ours whose manifest adds tags.
+    let owned: Vec<String> = found
+        .keys()
+        .filter(|n| w.owned_parameters.contains(*n))
+        .filter(|n| !owned_found.contains(*n) || desired.parameters.get(*n).is_some_and(|d| !d.tags.is_empty()))
+        .cloned()
+        .collect();
     let tag_results = bounded(owned, concurrency, |name| {
         let ssm = aws.ssm.clone();
         async move {
@@ -213,9 +273,39 @@ fn secret_from_list(s: &aws_sdk_secretsmanager::types::SecretListEntry) -> Optio
     })
 }
 
-async fn secrets(aws: &Aws, w: &Wanted, concurrency: usize) -> Result<BTreeMap<String, ObservedSecret>, AwsError> {
+/// Secrets: everything this controller owns in one tag-filtered listing (100 a
+/// page, tags included), then by name what is not owned, then by ARN.
+async fn secrets(
+    aws: &Aws,
+    w: &Wanted,
+    controller_id: &str,
+    concurrency: usize,
+) -> Result<BTreeMap<String, ObservedSecret>, AwsError> {
     let mut found = BTreeMap::new();
-    let names: Vec<String> = w.secret_names.iter().cloned().collect();
+    let mut token = None;
+    loop {
+        let out = aws
+            .secrets
+            .list_secrets()
+            .filters(Filter::builder().key(FilterNameStringType::TagKey).values(TAG_MANAGED_BY).build())
+            .filters(Filter::builder().key(FilterNameStringType::TagValue).values(controller_id).build())
+            .max_results(100)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| classify("ListSecrets", e))?;
+        for s in out.secret_list().iter().filter_map(secret_from_list) {
+            if w.secret_names.contains(&s.name) && s.tags.get(TAG_MANAGED_BY).map(String::as_str) == Some(controller_id)
+            {
+                found.insert(s.name.clone(), s);
+            }
+        }
+        token = out.next_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    let names: Vec<String> = w.secret_names.iter().filter(|n| !found.contains_key(*n)).cloned().collect();
     for chunk in names.chunks(10) {
         // The name filter is a prefix match: keep exact names only.
         let filter = Filter::builder().key(FilterNameStringType::Name).set_values(Some(chunk.to_vec())).build();
@@ -322,7 +412,14 @@ async fn keys(
     Ok(keys)
 }
 
+/// Above this many roles, one paginated GetAccountAuthorizationDetails is
+/// cheaper than three calls per role.
+const ROLES_BY_AUTHORIZATION_DETAILS: usize = 10;
+
 async fn roles(aws: &Aws, w: &Wanted, concurrency: usize) -> Result<BTreeMap<String, ObservedRole>, AwsError> {
+    if w.roles.len() > ROLES_BY_AUTHORIZATION_DETAILS {
+        return roles_by_authorization_details(aws, w).await;
+    }
     let names: Vec<String> = w.roles.iter().cloned().collect();
     let results = bounded(names, concurrency, |name| {
         let iam = aws.iam.clone();
@@ -333,6 +430,57 @@ async fn roles(aws: &Aws, w: &Wanted, concurrency: usize) -> Result<BTreeMap<Str
     for r in results {
         if let Some(role) = r? {
             out.insert(role.name.clone(), role);
+        }
+    }
+    Ok(out)
+}
+
+async fn roles_by_authorization_details(aws: &Aws, w: &Wanted) -> Result<BTreeMap<String, ObservedRole>, AwsError> {
+    let mut out = BTreeMap::new();
+    let mut marker = None;
+    loop {
+        let page = aws
+            .iam
+            .get_account_authorization_details()
+            .filter(aws_sdk_iam::types::EntityType::Role)
+            .max_items(1000)
+            .set_marker(marker)
+            .send()
+            .await
+            .map_err(|e| classify("GetAccountAuthorizationDetails", e))?;
+        for r in page.role_detail_list() {
+            let Some(name) = r.role_name() else { continue };
+            if !w.roles.contains(name) {
+                continue;
+            }
+            let decode = |d: &str| decode_document(d).map_err(|m| AwsError::other("GetAccountAuthorizationDetails", m));
+            let trust = r.assume_role_policy_document().map(decode).transpose()?.unwrap_or(Value::Null);
+            let inline_policy = r
+                .role_policy_list()
+                .iter()
+                .find(|p| p.policy_name() == Some(INLINE_POLICY_NAME))
+                .and_then(|p| p.policy_document())
+                .map(decode)
+                .transpose()?;
+            out.insert(
+                name.to_string(),
+                ObservedRole {
+                    name: name.to_string(),
+                    arn: r.arn().unwrap_or_default().to_string(),
+                    trust,
+                    inline_policy,
+                    managed_policy_arns: r
+                        .attached_managed_policies()
+                        .iter()
+                        .filter_map(|p| p.policy_arn().map(str::to_string))
+                        .collect(),
+                    tags: tags_of(r.tags().iter().map(|t| (Some(t.key()), Some(t.value())))),
+                },
+            );
+        }
+        marker = page.marker().map(str::to_string);
+        if !page.is_truncated() || marker.is_none() {
+            break;
         }
     }
     Ok(out)
@@ -448,6 +596,7 @@ pub async fn describe_services(
     Ok(out)
 }
 
+/// The revisions the services run now (cached by ARN: a revision never changes).
 async fn task_definitions(
     aws: &Aws,
     desired: &Desired,
@@ -455,38 +604,19 @@ async fn task_definitions(
     cache: &RevisionCache,
     concurrency: usize,
 ) -> Result<(), AwsError> {
-    let families: Vec<String> = desired.services.values().map(|s| s.family.clone()).collect();
-    let newest = bounded(families, concurrency, |family| {
-        let aws = aws.clone();
-        async move { aws.describe_task_definition(&family).await.map(|td| (family, td)) }
-    })
-    .await;
-    for r in newest {
-        let (family, td) = r?;
-        if let Some(td) = td {
-            if let Some(arn) = td["taskDefinitionArn"].as_str() {
-                cache.lock().unwrap_or_else(|e| e.into_inner()).insert(arn.to_string(), td.clone());
-            }
-            o.newest_revisions.insert(family, td);
-        }
-    }
-    // Live bases: the revision each service runs now (for services without a template).
-    let mut wanted_revisions = Vec::new();
-    for s in desired.services.values().filter(|s| s.template.is_none()) {
-        if let Some(svc) = o.services.get(&(s.cluster.clone(), s.service_name.clone())) {
-            wanted_revisions.push(svc.task_definition.clone());
-        }
-    }
     let mut missing = Vec::new();
-    for id in wanted_revisions {
-        let hit = find_cached(cache, &id);
-        match hit {
-            Some(v) => {
-                o.revisions.insert(id, v);
+    for s in desired.services.values() {
+        if let Some(svc) = o.services.get(&(s.cluster.clone(), s.service_name.clone())) {
+            match find_cached(cache, &svc.task_definition) {
+                Some(v) => {
+                    o.revisions.insert(svc.task_definition.clone(), v);
+                }
+                None => missing.push(svc.task_definition.clone()),
             }
-            None => missing.push(id),
         }
     }
+    missing.sort();
+    missing.dedup();
     let fetched = bounded(missing, concurrency, |id| {
         let aws = aws.clone();
         async move { aws.describe_task_definition(&id).await.map(|td| (id, td)) }
@@ -495,13 +625,40 @@ async fn task_definitions(
     for r in fetched {
         let (id, td) = r?;
         if let Some(td) = td {
-            if let Some(arn) = td["taskDefinitionArn"].as_str() {
-                cache.lock().unwrap_or_else(|e| e.into_inner()).insert(arn.to_string(), td.clone());
-            }
+            remember(cache, &td);
             o.revisions.insert(id, td);
         }
     }
     Ok(())
+}
+
+/// The newest ACTIVE revision of each family, read only when a plan needs it.
+pub async fn newest_revisions(
+    aws: &Aws,
+    families: &BTreeSet<String>,
+    o: &mut Observed,
+    cache: &RevisionCache,
+    concurrency: usize,
+) -> Result<(), AwsError> {
+    let newest = bounded(families.iter().cloned().collect(), concurrency, |family| {
+        let aws = aws.clone();
+        async move { aws.describe_task_definition(&family).await.map(|td| (family, td)) }
+    })
+    .await;
+    for r in newest {
+        let (family, td) = r?;
+        if let Some(td) = &td {
+            remember(cache, td);
+        }
+        o.newest_revisions.insert(family, td);
+    }
+    Ok(())
+}
+
+fn remember(cache: &RevisionCache, td: &Value) {
+    if let Some(arn) = td["taskDefinitionArn"].as_str() {
+        cache.lock().unwrap_or_else(|e| e.into_inner()).insert(arn.to_string(), td.clone());
+    }
 }
 
 /// Looks a revision up by ARN or by `family:revision` (emulators echo the short form).

@@ -106,3 +106,39 @@ async fn a_missing_role_is_none_and_throttling_is_transient() {
     assert!(err.transient, "{err}");
     assert_eq!(err.code.as_deref(), Some("Throttling"));
 }
+
+#[tokio::test]
+async fn many_roles_are_read_in_one_authorization_details_call() {
+    use aws_sdk_iam::operation::get_account_authorization_details::GetAccountAuthorizationDetailsOutput;
+    use aws_sdk_iam::types::{PolicyDetail, RoleDetail};
+    let scope = Scope::new("us-east-1", "123456789012");
+    let trust = url_encode(&policy::execution_trust(&scope));
+    let inline = url_encode(&serde_json::json!({"Version": "2012-10-17", "Statement": []}));
+    let gaad = mock!(aws_sdk_iam::Client::get_account_authorization_details).then_output(move || {
+        let roles = (0..12).map(|i| {
+            RoleDetail::builder()
+                .role_name(format!("svc-{i}-execution"))
+                .arn(format!("arn:aws:iam::123456789012:role/svc-{i}-execution"))
+                .assume_role_policy_document(trust.clone())
+                .role_policy_list(
+                    PolicyDetail::builder().policy_name("secretwire").policy_document(inline.clone()).build(),
+                )
+                .tags(Tag::builder().key("secretwire.dev/managed-by").value("default").build().unwrap())
+                .build()
+        });
+        GetAccountAuthorizationDetailsOutput::builder()
+            .set_role_detail_list(Some(roles.collect()))
+            .is_truncated(false)
+            .build()
+    });
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+    let aws = super::Aws::for_tests(iam(&[&gaad]), scope.clone(), metrics);
+    let w = super::observe::Wanted::roles_only((0..11).map(|i| format!("svc-{i}-execution")).collect());
+    let roles = super::observe::roles_for_tests(&aws, &w).await.unwrap();
+    assert_eq!(roles.len(), 11, "only the wanted roles");
+    assert_eq!(gaad.num_calls(), 1);
+    let r = &roles["svc-3-execution"];
+    assert!(policy::same_document(&r.trust, &policy::execution_trust(&scope)));
+    assert_eq!(r.inline_policy.as_ref().unwrap()["Version"], "2012-10-17");
+    assert_eq!(r.tags["secretwire.dev/managed-by"], "default");
+}
