@@ -7,6 +7,7 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::aws::Aws;
+use crate::aws::limit::RateLimits;
 use crate::manifest;
 use crate::metrics::Metrics;
 use crate::model::Desired;
@@ -26,6 +27,13 @@ pub struct Cli {
     /// More log output (-v debug, -vv debug for the AWS SDK too, -vvv trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Client-side rate limit of one AWS API, `Service:Operation=RATE[/BURST]`
+    /// (repeatable; defaults are AWS's documented limits, e.g. ECS:RegisterTaskDefinition=1/20).
+    #[arg(long = "rate-limit", global = true, value_name = "OP=RATE[/BURST]")]
+    pub rate_limits: Vec<String>,
+    /// Turn the client-side rate limiter off (an emulator has no limits).
+    #[arg(long, global = true)]
+    pub no_rate_limit: bool,
     /// Less log output (-q warnings only, -qq errors only).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub quiet: u8,
@@ -160,8 +168,13 @@ fn load(dir: &std::path::Path) -> Option<Desired> {
     }
 }
 
-async fn reconciler(controller_id: &str, concurrency: usize, metrics: Arc<Metrics>) -> anyhow::Result<Reconciler> {
-    let aws = Aws::connect(metrics).await?;
+async fn reconciler(
+    controller_id: &str,
+    concurrency: usize,
+    metrics: Arc<Metrics>,
+    limits: RateLimits,
+) -> anyhow::Result<Reconciler> {
+    let aws = Aws::connect(metrics, limits).await?;
     Ok(Reconciler {
         aws,
         controller_id: controller_id.to_string(),
@@ -184,6 +197,11 @@ fn print_json(v: &serde_json::Value) {
 /// Runs the command; returns the process exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     let metrics = Arc::new(Metrics::new());
+    let mut limits = RateLimits::aws_defaults();
+    limits.enabled = !cli.no_rate_limit;
+    for spec in &cli.rate_limits {
+        limits.set(spec).map_err(anyhow::Error::msg)?;
+    }
     match cli.command {
         Command::Validate(m) => {
             let Some(d) = load(&m.dir) else { return Ok(1) };
@@ -198,7 +216,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Plan { manifests, output, detailed_exitcode, concurrency } => {
             let Some(d) = load(&manifests.dir) else { return Ok(1) };
-            let r = reconciler(&cli.controller_id, concurrency, metrics).await?;
+            let r = reconciler(&cli.controller_id, concurrency, metrics, limits).await?;
             let plan = r.plan(&d).await?;
             match output {
                 Output::Text => emit(&crate::output::plan_text(&plan)),
@@ -214,12 +232,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Apply { manifests, output, concurrency } => {
             let Some(d) = load(&manifests.dir) else { return Ok(1) };
-            let r = reconciler(&cli.controller_id, concurrency, metrics.clone()).await?;
+            let r = reconciler(&cli.controller_id, concurrency, metrics.clone(), limits).await?;
             let report = r.apply(&d).await?;
             let tally = metrics.aws_call_tally();
             match output {
                 Output::Text => emit(&crate::output::apply_text(&report, &tally)),
-                Output::Json => print_json(&crate::output::apply_json(&report, &tally)),
+                Output::Json => print_json(&crate::output::apply_json(&report, &tally, metrics.rate_limit_waited())),
             }
             Ok(if report.failed() { 1 } else { 0 })
         }
@@ -250,7 +268,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 max_receives: max_receives.max(1),
                 failure_backoff,
             };
-            crate::controller::run(cfg, metrics).await?;
+            crate::controller::run(cfg, metrics, limits).await?;
             Ok(0)
         }
         Command::Render { manifests, service } => {
@@ -259,7 +277,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 eprintln!("error: no Service `{service}` in {}", manifests.dir.display());
                 return Ok(1);
             }
-            let r = reconciler(&cli.controller_id, 8, metrics).await?;
+            let r = reconciler(&cli.controller_id, 8, metrics, limits).await?;
             let plan = r.plan(&d).await?;
             match crate::plan::rendered_task_definition(&plan, &service) {
                 Some(td) => {
@@ -277,7 +295,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Policy { manifests, apply_only } => {
             let Some(d) = load(&manifests.dir) else { return Ok(1) };
-            let aws = Aws::connect(metrics).await?;
+            let aws = Aws::connect(metrics, limits).await?;
             print_json(&crate::policy::controller_policy(&d, &aws.scope, !apply_only));
             Ok(0)
         }

@@ -256,8 +256,8 @@ struct Controller {
 }
 
 /// Runs until SIGTERM/SIGINT; returns once in-flight work is finished.
-pub async fn run(cfg: RunConfig, metrics: Arc<Metrics>) -> anyhow::Result<()> {
-    let aws = Aws::connect(metrics.clone()).await?;
+pub async fn run(cfg: RunConfig, metrics: Arc<Metrics>, limits: crate::aws::limit::RateLimits) -> anyhow::Result<()> {
+    let aws = Aws::connect(metrics.clone(), limits).await?;
     let shared =
         Arc::new(Shared { metrics, status: Mutex::new(StatusBoard::default()), ready: AtomicBool::new(false) });
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -41,7 +41,9 @@ pub struct Metrics {
     pub redeploys: Family<ReasonLabels, Counter>,
     pub errors: Family<ResultLabels, Counter>,
     pub queue_lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub rate_limit_wait_seconds: Family<AwsCallLabels, Counter<f64, std::sync::atomic::AtomicU64>>,
     tally: Mutex<BTreeMap<(String, String), u64>>,
+    waited: Mutex<f64>,
 }
 
 impl Default for Metrics {
@@ -79,7 +81,14 @@ impl Metrics {
             "Age of the newest event message when it was received",
             queue_lag_seconds.clone(),
         );
+        let rate_limit_wait_seconds = Family::default();
+        registry.register(
+            "rate_limit_wait_seconds",
+            "Time calls waited for the client-side rate limiter, by operation",
+            rate_limit_wait_seconds.clone(),
+        );
         Self {
+            rate_limit_wait_seconds,
             registry,
             aws_calls,
             reconciles,
@@ -89,6 +98,7 @@ impl Metrics {
             errors,
             queue_lag_seconds,
             tally: Mutex::new(BTreeMap::new()),
+            waited: Mutex::new(0.0),
         }
     }
 
@@ -96,6 +106,19 @@ impl Metrics {
         self.aws_calls.get_or_create(&AwsCallLabels { service: service.into(), operation: operation.into() }).inc();
         let mut t = self.tally.lock().unwrap_or_else(|e| e.into_inner());
         *t.entry((service.to_string(), operation.to_string())).or_default() += 1;
+    }
+
+    pub fn record_rate_limit_wait(&self, operation: &str, wait: std::time::Duration) {
+        let (service, op) = operation.split_once(':').unwrap_or(("", operation));
+        self.rate_limit_wait_seconds
+            .get_or_create(&AwsCallLabels { service: service.into(), operation: op.into() })
+            .inc_by(wait.as_secs_f64());
+        *self.waited.lock().unwrap_or_else(|e| e.into_inner()) += wait.as_secs_f64();
+    }
+
+    /// Seconds calls spent waiting for the rate limiter so far.
+    pub fn rate_limit_waited(&self) -> f64 {
+        *self.waited.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// `service:Operation -> count`, for summaries.

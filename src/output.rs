@@ -66,7 +66,11 @@ pub fn apply_text(report: &ApplyReport, tally: &std::collections::BTreeMap<Strin
     out
 }
 
-pub fn apply_json(report: &ApplyReport, tally: &std::collections::BTreeMap<String, u64>) -> serde_json::Value {
+pub fn apply_json(
+    report: &ApplyReport,
+    tally: &std::collections::BTreeMap<String, u64>,
+    waited: f64,
+) -> serde_json::Value {
     let (calls, writes) = call_summary(tally);
     json!({
         "plan": plan_json(&report.plan),
@@ -75,5 +79,6 @@ pub fn apply_json(report: &ApplyReport, tally: &std::collections::BTreeMap<Strin
         "awsCalls": tally,
         "awsCallCount": calls,
         "awsWriteCount": writes,
+        "rateLimitWaitSeconds": waited,
     })
 }

@@ -2,6 +2,7 @@
 //! interceptor that counts every call, error classification, and the two ECS
 //! calls that carry task definitions as raw JSON.
 
+pub mod limit;
 pub mod observe;
 
 use std::sync::{Arc, Mutex};
@@ -13,7 +14,7 @@ use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{
-    AfterDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+    AfterDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextMut,
 };
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
@@ -114,14 +115,16 @@ impl Intercept for CallCounter {
         "secretwire-call-counter"
     }
 
-    fn read_before_transmit(
+    fn modify_before_transmit(
         &self,
-        _ctx: &BeforeTransmitInterceptorContextRef<'_>,
+        ctx: &mut BeforeTransmitInterceptorContextMut<'_>,
         _rc: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if let Some(m) = cfg.load::<Metadata>() {
             self.0.record_aws_call(m.service(), m.name());
+            // The rate limiter in the HTTP connector reads this (it is never sent).
+            ctx.request_mut().add_extension(limit::OperationName(format!("{}:{}", m.service(), m.name()).into()));
         }
         Ok(())
     }
@@ -170,14 +173,34 @@ pub fn sdk_settings() -> (RetryConfig, TimeoutConfig) {
     (retry, timeout)
 }
 
+/// The SDK's default HTTPS client (hyper 1, rustls with aws-lc, proxy from the
+/// environment), built here so the rate limiter can wrap it.
+fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::proxy::ProxyConfig;
+    use aws_smithy_http_client::{Builder, ConnectorBuilder, tls};
+    Builder::new().build_with_connector_fn(move |settings, runtime_components| {
+        let mut conn =
+            ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc));
+        conn.set_connector_settings(settings.cloned());
+        if let Some(components) = runtime_components {
+            conn.set_sleep_impl(components.sleep_impl());
+        }
+        conn.set_proxy_config(Some(ProxyConfig::from_env()));
+        conn.build()
+    })
+}
+
 impl Aws {
     /// Builds clients from the standard credential and region chain
     /// (`AWS_REGION`, `AWS_PROFILE`, roles, `AWS_ENDPOINT_URL`).
-    pub async fn connect(metrics: Arc<Metrics>) -> Result<Self, AwsError> {
+    pub async fn connect(metrics: Arc<Metrics>, limits: limit::RateLimits) -> Result<Self, AwsError> {
         let (retry, timeout) = sdk_settings();
+        let inner = https_client();
+        let limiter = Arc::new(limit::Limiter::new(limits, metrics.clone()));
         let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .retry_config(retry)
             .timeout_config(timeout)
+            .http_client(limit::LimitedClient { inner, limiter })
             .load()
             .await;
         let region = shared

@@ -394,3 +394,28 @@ async fn a_closed_stdout_ends_the_command_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
+
+#[tokio::test]
+async fn the_client_side_rate_limiter_spaces_calls_of_one_api() {
+    let moto = Moto::start();
+    moto.bootstrap();
+    let repo = example_repo();
+    let dir = path_arg(&repo);
+    // Apply reads parameters twice (owned, then by name) and again after creating them.
+    let limited = moto.secretwire(
+        &["apply", "-m", &dir, "--output", "json", "--rate-limit", "SSM:DescribeParameters=2/1"],
+        &demo_env(),
+    );
+    limited.assert_code(0);
+    let waited = limited.json()["rateLimitWaitSeconds"].as_f64().unwrap();
+    assert!(waited >= 0.4, "calls beyond the burst waited for tokens: {waited}");
+    let off = moto.secretwire(
+        &["apply", "-m", &dir, "--output", "json", "--rate-limit", "SSM:DescribeParameters=2/1", "--no-rate-limit"],
+        &demo_env(),
+    );
+    off.assert_code(0);
+    assert_eq!(off.json()["rateLimitWaitSeconds"], 0.0);
+    let bad = moto.secretwire(&["plan", "-m", &dir, "--rate-limit", "DescribeParameters=fast"], &demo_env());
+    bad.assert_code(1);
+    assert!(bad.stderr.contains("Service:Operation=RATE"), "{}", bad.stderr);
+}
