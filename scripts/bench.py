@@ -21,7 +21,7 @@ from pathlib import Path
 import boto3
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = ROOT / "target/release/secretwire"
+BIN = Path(os.environ.get("SECRETWIRE_BIN", ROOT / "target/release/secretwire"))
 OUT = ROOT / "bench"
 ACCOUNT = "123456789012"
 
@@ -180,11 +180,11 @@ def bench_secretwire(n, work):
         manifests(n, d)
         bootstrap(moto, n)
         env = moto.env
-        t_apply, out = timed(["apply", "-m", str(d), "--output", "json", "-q", "--concurrency", "16"], env)
+        t_apply, out = timed(["apply", "-m", str(d), "--output", "json", "-q", "--concurrency", "16", "--no-rate-limit"], env)
         first = json.loads(out)
-        t_noop, out = timed(["apply", "-m", str(d), "--output", "json", "-q", "--concurrency", "16"], env)
+        t_noop, out = timed(["apply", "-m", str(d), "--output", "json", "-q", "--concurrency", "16", "--no-rate-limit"], env)
         noop = json.loads(out)
-        rss_apply = rss_of(["apply", "-m", str(d), "-q", "--concurrency", "16"], env)
+        rss_apply = rss_of(["apply", "-m", str(d), "-q", "--concurrency", "16", "--no-rate-limit"], env)
         # What ECS does on AWS after UpdateService(taskDefinition): a deployment (moto needs the nudge).
         ecs = moto.client("ecs")
         for i in range(n):
@@ -194,7 +194,7 @@ def bench_secretwire(n, work):
         port = free_port()
         log = open(work / f"run-{n}.log", "w")
         run = subprocess.Popen([str(BIN), "run", "-m", str(d), "--listen", f"127.0.0.1:{port}", "--debounce", "0s",
-                                "--resync-interval", "3s", "--log-format", "json", "--concurrency", "16"],
+                                "--resync-interval", "3s", "--log-format", "json", "--concurrency", "16", "--no-rate-limit"],
                                stdout=subprocess.DEVNULL, stderr=log, env=env)
         for _ in range(600):
             try:

@@ -483,29 +483,7 @@ impl Controller {
         board.manifest_errors = diags.iter().map(ToString::to_string).collect();
         self.kept_invalid.clear();
         for key in fresh.invalid.clone() {
-            let kept = match key.kind {
-                Kind::Parameter => self
-                    .desired
-                    .parameters
-                    .get(&key.name)
-                    .cloned()
-                    .map(|p| fresh.parameters.insert(key.name.clone(), p))
-                    .is_some(),
-                Kind::Secret => self
-                    .desired
-                    .secrets
-                    .get(&key.name)
-                    .cloned()
-                    .map(|s| fresh.secrets.insert(key.name.clone(), s))
-                    .is_some(),
-                Kind::Service => self
-                    .desired
-                    .services
-                    .get(&key.name)
-                    .cloned()
-                    .map(|s| fresh.services.insert(key.name.clone(), s))
-                    .is_some(),
-            };
+            let kept = carry_over(&mut self.desired, &mut fresh, &key);
             let msg = if kept {
                 "manifest is invalid; keeping the last good version"
             } else {
@@ -528,11 +506,7 @@ impl Controller {
                 Kind::Service => self.desired.services.get(&gone.name).map(|d| d.origin.path.clone()),
             };
             if fresh.invalid.contains(gone) || origin.as_deref().is_some_and(|p| broken.contains(p)) {
-                match gone.kind {
-                    Kind::Parameter => fresh.parameters.extend(self.desired.parameters.remove_entry(&gone.name)),
-                    Kind::Secret => fresh.secrets.extend(self.desired.secrets.remove_entry(&gone.name)),
-                    Kind::Service => fresh.services.extend(self.desired.services.remove_entry(&gone.name)),
-                }
+                carry_over(&mut self.desired, &mut fresh, gone);
                 board.object(gone).set(
                     "Ready",
                     false,
@@ -940,6 +914,15 @@ impl Controller {
                 warn!(error = %classify("DeleteMessageBatch", e), "Could not delete handled messages");
             }
         }
+    }
+}
+
+/// Moves an object's last good version from `old` into `new`; false if `old` has none.
+fn carry_over(old: &mut Desired, new: &mut Desired, key: &ObjectKey) -> bool {
+    match key.kind {
+        Kind::Parameter => old.parameters.remove_entry(&key.name).map(|(k, v)| new.parameters.insert(k, v)).is_some(),
+        Kind::Secret => old.secrets.remove_entry(&key.name).map(|(k, v)| new.secrets.insert(k, v)).is_some(),
+        Kind::Service => old.services.remove_entry(&key.name).map(|(k, v)| new.services.insert(k, v)).is_some(),
     }
 }
 

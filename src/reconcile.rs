@@ -76,7 +76,10 @@ impl Reconciler {
         let mut results = self.run_objects(stores.clone()).await;
         let store_writes: usize = results.iter().map(|r| r.ops).sum();
         let (second, observed) = if store_writes > 0 {
+            let newest = std::mem::take(&mut observed.newest_revisions);
             let mut observed = self.observe(desired).await?;
+            // Only stores changed since: the families' newest revisions still hold.
+            observed.newest_revisions = newest;
             (self.plan_with(desired, &mut observed).await?, observed)
         } else {
             (first, observed)

@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
 use aws_sdk_ssm::types::{ParameterStringFilter, ResourceTypeForTagging};
 use serde_json::Value;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::{Aws, AwsError, classify};
@@ -23,6 +22,7 @@ use crate::policy::{INLINE_POLICY_NAME, decode_document};
 pub type RevisionCache = Arc<Mutex<HashMap<String, Value>>>;
 
 /// Runs `f` on every item with at most `limit` in flight; results in input order.
+/// Futures are made only when they start, so memory stays O(limit), not O(items).
 pub async fn bounded<I, T, F, Fut>(items: Vec<I>, limit: usize, f: F) -> Vec<T>
 where
     I: Send + 'static,
@@ -30,25 +30,29 @@ where
     F: Fn(I) -> Fut,
     Fut: Future<Output = T> + Send + 'static,
 {
-    let sem = Arc::new(Semaphore::new(limit.max(1)));
+    let limit = limit.max(1);
+    let mut out: Vec<(usize, T)> = Vec::with_capacity(items.len());
     let mut set = JoinSet::new();
     for (i, item) in items.into_iter().enumerate() {
-        let fut = f(item);
-        let sem = sem.clone();
-        set.spawn(async move {
-            let _permit = sem.acquire_owned().await;
-            (i, fut.await)
-        });
-    }
-    let mut out: Vec<(usize, T)> = Vec::with_capacity(set.len());
-    while let Some(r) = set.join_next().await {
-        match r {
-            Ok(v) => out.push(v),
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        if set.len() >= limit {
+            out.push(join_one(&mut set).await);
         }
+        let fut = f(item);
+        set.spawn(async move { (i, fut.await) });
+    }
+    while !set.is_empty() {
+        out.push(join_one(&mut set).await);
     }
     out.sort_by_key(|(i, _)| *i);
     out.into_iter().map(|(_, t)| t).collect()
+}
+
+async fn join_one<T: 'static>(set: &mut JoinSet<(usize, T)>) -> (usize, T) {
+    match set.join_next().await {
+        Some(Ok(v)) => v,
+        Some(Err(e)) => std::panic::resume_unwind(e.into_panic()),
+        None => unreachable!("join_one on an empty set"),
+    }
 }
 
 fn tags_of<'a>(pairs: impl IntoIterator<Item = (Option<&'a str>, Option<&'a str>)>) -> Tags {
@@ -158,6 +162,50 @@ fn observed_parameter(p: &aws_sdk_ssm::types::ParameterMetadata) -> Option<Obser
     })
 }
 
+/// Every page of DescribeParameters for one filter.
+async fn describe_parameters(aws: &Aws, filter: ParameterStringFilter) -> Result<Vec<ObservedParameter>, AwsError> {
+    let mut all = Vec::new();
+    let mut token = None;
+    loop {
+        let out = aws
+            .ssm
+            .describe_parameters()
+            .parameter_filters(filter.clone())
+            .max_results(50)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| classify("DescribeParameters", e))?;
+        all.extend(out.parameters().iter().filter_map(observed_parameter));
+        token = out.next_token().map(str::to_string);
+        if token.is_none() {
+            return Ok(all);
+        }
+    }
+}
+
+/// Every page of ListSecrets for these filters (ANDed).
+async fn list_secrets(aws: &Aws, filters: Vec<Filter>) -> Result<Vec<ObservedSecret>, AwsError> {
+    let mut all = Vec::new();
+    let mut token = None;
+    loop {
+        let out = aws
+            .secrets
+            .list_secrets()
+            .set_filters(Some(filters.clone()))
+            .max_results(100)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| classify("ListSecrets", e))?;
+        all.extend(out.secret_list().iter().filter_map(secret_from_list));
+        token = out.next_token().map(str::to_string);
+        if token.is_none() {
+            return Ok(all);
+        }
+    }
+}
+
 /// Parameters: first everything this controller owns (one tag-filtered query,
 /// 50 a page), then by name only what is not owned (external references,
 /// missing or unowned declarations).
@@ -175,28 +223,12 @@ async fn parameters(
         .values(controller_id)
         .build()
         .map_err(|e| AwsError::other("DescribeParameters", e.to_string()))?;
-    let mut token = None;
-    loop {
-        let out = aws
-            .ssm
-            .describe_parameters()
-            .parameter_filters(owned_filter.clone())
-            .max_results(50)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| classify("DescribeParameters", e))?;
-        for mut p in out.parameters().iter().filter_map(observed_parameter) {
-            if w.parameters.contains(&p.name) {
-                // Ownership is what the filter proved; the source tag is ours by construction.
-                p.tags.insert(TAG_MANAGED_BY.into(), controller_id.into());
-                p.tags.insert(TAG_SOURCE.into(), format!("Parameter/{}", p.name));
-                found.insert(p.name.clone(), p);
-            }
-        }
-        token = out.next_token().map(str::to_string);
-        if token.is_none() {
-            break;
+    for mut p in describe_parameters(aws, owned_filter).await? {
+        if w.parameters.contains(&p.name) {
+            // Ownership is what the filter proved; the source tag is ours by construction.
+            p.tags.insert(TAG_MANAGED_BY.into(), controller_id.into());
+            p.tags.insert(TAG_SOURCE.into(), format!("Parameter/{}", p.name));
+            found.insert(p.name.clone(), p);
         }
     }
     let owned_found: BTreeSet<String> = found.keys().cloned().collect();
@@ -208,25 +240,9 @@ async fn parameters(
             .set_values(Some(chunk.to_vec()))
             .build()
             .map_err(|e| AwsError::other("DescribeParameters", e.to_string()))?;
-        let mut token = None;
-        loop {
-            let out = aws
-                .ssm
-                .describe_parameters()
-                .parameter_filters(filter.clone())
-                .max_results(50)
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(|e| classify("DescribeParameters", e))?;
-            for p in out.parameters().iter().filter_map(observed_parameter) {
-                if chunk.contains(&p.name) {
-                    found.insert(p.name.clone(), p);
-                }
-            }
-            token = out.next_token().map(str::to_string);
-            if token.is_none() {
-                break;
+        for p in describe_parameters(aws, filter).await? {
+            if chunk.contains(&p.name) {
+                found.insert(p.name.clone(), p);
             }
         }
     }
@@ -282,52 +298,23 @@ async fn secrets(
     concurrency: usize,
 ) -> Result<BTreeMap<String, ObservedSecret>, AwsError> {
     let mut found = BTreeMap::new();
-    let mut token = None;
-    loop {
-        let out = aws
-            .secrets
-            .list_secrets()
-            .filters(Filter::builder().key(FilterNameStringType::TagKey).values(TAG_MANAGED_BY).build())
-            .filters(Filter::builder().key(FilterNameStringType::TagValue).values(controller_id).build())
-            .max_results(100)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| classify("ListSecrets", e))?;
-        for s in out.secret_list().iter().filter_map(secret_from_list) {
-            if w.secret_names.contains(&s.name) && s.tags.get(TAG_MANAGED_BY).map(String::as_str) == Some(controller_id)
-            {
-                found.insert(s.name.clone(), s);
-            }
-        }
-        token = out.next_token().map(str::to_string);
-        if token.is_none() {
-            break;
+    let owned = vec![
+        Filter::builder().key(FilterNameStringType::TagKey).values(TAG_MANAGED_BY).build(),
+        Filter::builder().key(FilterNameStringType::TagValue).values(controller_id).build(),
+    ];
+    for s in list_secrets(aws, owned).await? {
+        // The two filters match independently: check the pair.
+        if w.secret_names.contains(&s.name) && s.tags.get(TAG_MANAGED_BY).map(String::as_str) == Some(controller_id) {
+            found.insert(s.name.clone(), s);
         }
     }
     let names: Vec<String> = w.secret_names.iter().filter(|n| !found.contains_key(*n)).cloned().collect();
     for chunk in names.chunks(10) {
         // The name filter is a prefix match: keep exact names only.
         let filter = Filter::builder().key(FilterNameStringType::Name).set_values(Some(chunk.to_vec())).build();
-        let mut token = None;
-        loop {
-            let out = aws
-                .secrets
-                .list_secrets()
-                .filters(filter.clone())
-                .max_results(100)
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(|e| classify("ListSecrets", e))?;
-            for s in out.secret_list().iter().filter_map(secret_from_list) {
-                if chunk.contains(&s.name) {
-                    found.insert(s.name.clone(), s);
-                }
-            }
-            token = out.next_token().map(str::to_string);
-            if token.is_none() {
-                break;
+        for s in list_secrets(aws, vec![filter]).await? {
+            if chunk.contains(&s.name) {
+                found.insert(s.name.clone(), s);
             }
         }
     }

@@ -142,3 +142,23 @@ async fn many_roles_are_read_in_one_authorization_details_call() {
     assert_eq!(r.inline_policy.as_ref().unwrap()["Version"], "2012-10-17");
     assert_eq!(r.tags["secretwire.dev/managed-by"], "default");
 }
+
+#[tokio::test]
+async fn bounded_keeps_order_and_never_exceeds_its_limit() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let in_flight = std::sync::Arc::new(AtomicUsize::new(0));
+    let peak = std::sync::Arc::new(AtomicUsize::new(0));
+    let out = super::observe::bounded((0..50).collect::<Vec<u32>>(), 3, |i| {
+        let (in_flight, peak) = (in_flight.clone(), peak.clone());
+        async move {
+            let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(now, Ordering::SeqCst);
+            tokio::task::yield_now().await;
+            in_flight.fetch_sub(1, Ordering::SeqCst);
+            i * 2
+        }
+    })
+    .await;
+    assert_eq!(out, (0..50).map(|i| i * 2).collect::<Vec<_>>());
+    assert!(peak.load(Ordering::SeqCst) <= 3, "{}", peak.load(Ordering::SeqCst));
+}

@@ -377,13 +377,9 @@ async fn a_closed_stdout_ends_the_command_quietly() {
     let moto = Moto::start();
     moto.bootstrap();
     let repo = example_repo();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_secretwire"))
+    let mut child = moto
+        .command()
         .args(["plan", "-m", &path_arg(&repo)])
-        .env("AWS_ENDPOINT_URL", &moto.url)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

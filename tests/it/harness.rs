@@ -73,10 +73,9 @@ impl Moto {
             .await
     }
 
-    /// Runs the secretwire binary against this server.
-    pub fn secretwire(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+    /// The secretwire binary, pointed at this server and nothing else.
+    pub fn command(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_secretwire"));
-        cmd.args(args);
         for (k, _) in std::env::vars() {
             if k.starts_with("AWS_") || k.starts_with("SECRETWIRE_") {
                 cmd.env_remove(k);
@@ -90,6 +89,13 @@ impl Moto {
             .env("AWS_CONFIG_FILE", "/dev/null")
             .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
             .env("NO_COLOR", "1");
+        cmd
+    }
+
+    /// Runs the secretwire binary against this server.
+    pub fn secretwire(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = self.command();
+        cmd.args(args);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -168,24 +174,10 @@ pub struct Running {
 impl Moto {
     /// Starts `secretwire run` on a free port; returns once it serves HTTP.
     pub fn start_run(&self, dir: &Path, args: &[&str]) -> Running {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_secretwire"));
+        let mut cmd = self.command();
         let dir = dir.display().to_string();
         cmd.args(["run", "-m", &dir, "--listen", "127.0.0.1:0"]).args(args);
-        for (k, _) in std::env::vars() {
-            if k.starts_with("AWS_") || k.starts_with("SECRETWIRE_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.env("AWS_ENDPOINT_URL", &self.url)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-            .env("REGISTRY_CREDENTIALS", REGISTRY_CREDENTIALS)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.env("REGISTRY_CREDENTIALS", REGISTRY_CREDENTIALS).stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start secretwire run");
         let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
