@@ -274,3 +274,74 @@ async fn sigterm_exits_0_and_a_held_message_is_not_lost() {
     eventually!("the message deleted", 30, next, queue_depth(&sdk, QUEUE).await == 0);
     assert_eq!(next.stop().0, 0);
 }
+
+/// `Service:Operation` of the call tally -> the IAM action that allows it.
+fn iam_action(op: &str) -> Option<String> {
+    let (service, name) = op.split_once(':')?;
+    let prefix = match service {
+        "ECS" => "ecs",
+        "IAM" => "iam",
+        "SSM" => "ssm",
+        "Secrets Manager" => "secretsmanager",
+        "KMS" => "kms",
+        "SQS" => "sqs",
+        "EventBridge" => "events",
+        // sts:GetCallerIdentity needs no permission.
+        "STS" if name == "GetCallerIdentity" => return None,
+        other => panic!("unknown service {other}"),
+    };
+    // Batch forms are authorised by their single action.
+    let name = name.strip_suffix("Batch").unwrap_or(name);
+    Some(format!("{prefix}:{name}"))
+}
+
+#[tokio::test]
+async fn the_policy_allows_every_call_the_product_makes_and_no_value_is_ever_read() {
+    let moto = Moto::start();
+    moto.bootstrap();
+    let repo = example_repo();
+    let dir = repo.path().display().to_string();
+    let mut ops: std::collections::BTreeSet<String> = Default::default();
+    for _ in 0..2 {
+        let apply = moto.secretwire(&["apply", "-m", &dir, "--output", "json"], &demo_env());
+        apply.assert_code(0);
+        ops.extend(apply.json()["awsCalls"].as_object().unwrap().keys().cloned());
+    }
+    let sdk = moto.sdk().await;
+    let run = moto.start_run(repo.path(), &["--debounce", "0s"]);
+    run.wait_ready();
+    publish_rotation(&sdk, &secret_arn(&sdk, "web/api").await).await;
+    eventually!("the rotation", 30, run, run.redeploys("web") >= 1 && queue_depth(&sdk, QUEUE).await == 0);
+    for line in run.get("/metrics").1.lines().filter(|l| l.starts_with("secretwire_aws_calls_total{")) {
+        let service = line.split("service=\"").nth(1).and_then(|s| s.split('"').next()).unwrap();
+        let operation = line.split("operation=\"").nth(1).and_then(|s| s.split('"').next()).unwrap();
+        ops.insert(format!("{service}:{operation}"));
+    }
+    assert_eq!(run.stop().0, 0);
+    assert!(ops.len() > 20, "the scenario exercised the product: {ops:?}");
+
+    for forbidden in [
+        "Secrets Manager:GetSecretValue",
+        "Secrets Manager:BatchGetSecretValue",
+        "SSM:GetParameter",
+        "SSM:GetParameters",
+    ] {
+        assert!(!ops.contains(forbidden), "the product read a value with {forbidden}");
+    }
+    let policy = moto.secretwire(&["policy", "-m", &dir], &demo_env());
+    policy.assert_code(0);
+    let doc = policy.json();
+    let allowed: std::collections::BTreeSet<String> = doc["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| match &s["Action"] {
+            serde_json::Value::String(a) => vec![a.clone()],
+            serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+            _ => vec![],
+        })
+        .collect();
+    let missing: Vec<String> = ops.iter().filter_map(|op| iam_action(op)).filter(|a| !allowed.contains(a)).collect();
+    assert!(missing.is_empty(), "`secretwire policy` does not allow actions the product uses: {missing:?}");
+    assert!(!doc.to_string().contains("GetSecretValue"), "the controller itself never needs GetSecretValue");
+}
