@@ -187,6 +187,7 @@ def bench_secretwire(n, work):
         rss_apply = rss_of(["apply", "-m", str(d), "-q", "--concurrency", "16", "--no-rate-limit"], env)
         # What ECS does on AWS after UpdateService(taskDefinition): a deployment (moto needs the nudge).
         ecs = moto.client("ecs")
+        time.sleep(1.1)  # deploy strictly after the values were written (1 s timestamps)
         for i in range(n):
             ecs.update_service(cluster="bench", service=f"svc-{i}", forceNewDeployment=True)
         time.sleep(1.1)

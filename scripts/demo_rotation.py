@@ -28,6 +28,7 @@ def get(url):
 cmd = sys.argv[1]
 if cmd == "rollout":
     ecs = client("ecs", sys.argv[2])
+    time.sleep(1.1)  # deploy strictly after the values were written (1 s timestamps)
     for s in ["web", "worker"]:
         ecs.update_service(cluster="prod", service=s, forceNewDeployment=True)
     time.sleep(1.1)  # values written from now on are newer than these deployments (1 s timestamps)

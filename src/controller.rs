@@ -253,6 +253,10 @@ struct Controller {
     retry_at: Option<Instant>,
     /// Objects whose manifest is invalid now: reconciled from their last good version.
     kept_invalid: BTreeSet<ObjectKey>,
+    /// Per service, the latest value change a stale redeploy already answered:
+    /// that deployment started after the change was visible, so it is fresh
+    /// even when the change time is a whole second.
+    stale_answered: HashMap<String, f64>,
 }
 
 /// Runs until SIGTERM/SIGINT; returns once in-flight work is finished.
@@ -310,6 +314,7 @@ pub async fn run(cfg: RunConfig, metrics: Arc<Metrics>, limits: crate::aws::limi
         failures: 0,
         retry_at: None,
         kept_invalid: BTreeSet::new(),
+        stale_answered: HashMap::new(),
     };
     ctl.fingerprint = fingerprint(&ctl.cfg.dir);
     ctl.reload();
@@ -634,17 +639,25 @@ impl Controller {
             if obs.deployment_controller != "ECS" {
                 continue;
             }
+            // Change times may be whole seconds: a deployment is fresh only if it
+            // started at least a second after the change (else: one redeploy, no loop).
             if let Some((changed, what)) = newest_value_change(svc, o)
-                && changed > started
+                && started < changed + 1.0
+                && self.stale_answered.get(&svc.name).is_none_or(|answered| *answered < changed)
             {
-                stale.push((svc.name.clone(), format!("{what} changed at {}", format_rfc3339(changed))));
+                stale.push((svc.name.clone(), changed, format!("{what} changed at {}", format_rfc3339(changed))));
             }
         }
-        for (name, why) in stale {
+        for (name, changed, why) in stale {
             info!(service = %name, trigger = %why, "Value changed after the newest deployment: redeploying");
-            if let Err(e) = self.redeploy(&name, "stale", &why).await {
-                warn!(service = %name, error = %e, "Stale redeploy failed; the next pass retries");
-                self.schedule_retry(true);
+            match self.redeploy(&name, "stale", &why).await {
+                Ok(()) => {
+                    self.stale_answered.insert(name, changed);
+                }
+                Err(e) => {
+                    warn!(service = %name, error = %e, "Stale redeploy failed; the next pass retries");
+                    self.schedule_retry(true);
+                }
             }
         }
     }
@@ -773,6 +786,14 @@ impl Controller {
         for name in due {
             let Some(p) = self.pending.remove(&name) else { continue };
             let outcome = self.redeploy_for_changes(&name, &p, &observed).await;
+            if outcome.is_ok() {
+                // This deployment started after these changes were announced, so the
+                // stale backstop must not answer them again. An event stamped T (whole
+                // seconds) was sent before T + 1: the changes it announces are no later.
+                let latest = p.changes.iter().filter_map(|c| c.change.at).fold(f64::MIN, f64::max) + 1.0;
+                let answered = self.stale_answered.entry(name.clone()).or_insert(f64::MIN);
+                *answered = answered.max(latest);
+            }
             for pc in &p.changes {
                 if let Some(t) = self.tracked.get_mut(&pc.message_id) {
                     match outcome {

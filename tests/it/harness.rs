@@ -279,13 +279,20 @@ impl Drop for Running {
 /// does what AWS would (otherwise the running tasks look older than the values).
 pub async fn applied_and_rolled_out(moto: &Moto, repo: &tempfile::TempDir) {
     moto.secretwire(&["apply", "-m", &repo.path().display().to_string()], &demo_env()).assert_code(0);
+    // Change times have one-second precision: deploy strictly after the values were written.
+    tick_past_a_second();
     let sdk = moto.sdk().await;
     let ecs = aws_sdk_ecs::Client::new(&sdk);
     for s in ["web", "worker"] {
         ecs.update_service().cluster("prod").service(s).force_new_deployment(true).send().await.unwrap();
     }
-    // Values written from now on are strictly newer than these deployments
-    // (timestamps have one-second precision).
+    // Values written from now on are strictly newer than these deployments.
+    tick_past_a_second();
+}
+
+/// Lets the wall clock move past the current second (AWS timestamps have
+/// one-second precision): not synchronisation, a distinct timestamp.
+pub fn tick_past_a_second() {
     let start = std::time::SystemTime::now();
     while start.elapsed().unwrap() < Duration::from_millis(1100) {
         std::thread::sleep(Duration::from_millis(50));

@@ -345,3 +345,29 @@ async fn the_policy_allows_every_call_the_product_makes_and_no_value_is_ever_rea
     assert!(missing.is_empty(), "`secretwire policy` does not allow actions the product uses: {missing:?}");
     assert!(!doc.to_string().contains("GetSecretValue"), "the controller itself never needs GetSecretValue");
 }
+
+#[tokio::test]
+async fn a_rotation_redeploys_once_and_later_resyncs_do_not_deploy_again() {
+    let moto = Moto::start();
+    moto.bootstrap();
+    let repo = example_repo();
+    applied_and_rolled_out(&moto, &repo).await;
+    let sdk = moto.sdk().await;
+    let run = moto.start_run(repo.path(), &["--debounce", "0s", "--resync-interval", "1s"]);
+    run.wait_ready();
+    // A real value change, then its event, as Secrets Manager would send it.
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk);
+    sm.put_secret_value()
+        .secret_id("web/api")
+        .secret_string(r#"{"username":"web-app","password":"rotated-0123456789"}"#)
+        .send()
+        .await
+        .unwrap();
+    publish_rotation(&sdk, &secret_arn(&sdk, "web/api").await).await;
+    eventually!("the rotation redeploy", 30, run, run.redeploys("web") == 1);
+    let passes = run.metric("secretwire_reconciles_total{result=\"ok\"}");
+    eventually!("three more passes", 30, run, run.metric("secretwire_reconciles_total{result=\"ok\"}") >= passes + 3.0);
+    assert_eq!(run.redeploys("web"), 1, "the backstop must not deploy again for the same change:\n{}", run.log());
+    assert_eq!(run.metric("secretwire_redeploys_total{reason=\"stale\"}"), 0.0);
+    assert_eq!(run.stop().0, 0);
+}
