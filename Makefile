@@ -29,9 +29,9 @@ lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-audit: ## check Cargo.lock against the RustSec snapshot in ../shared (offline)
+audit: ## Cargo.lock against the RustSec snapshot in ../shared (offline): no vulnerable or unmaintained crate
 	command -v cargo-audit >/dev/null || $(CARGO) install cargo-audit --locked
-	$(CARGO) audit --no-fetch --db ../shared/advisory-db
+	$(CARGO) audit --no-fetch --db ../shared/advisory-db -D warnings
 
 bench: venv ## benchmark at N = 10, 100, 1000 services (release build); table + bench/results.json
 	$(CARGO) build --release

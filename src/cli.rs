@@ -217,7 +217,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Plan { manifests, output, detailed_exitcode, concurrency } => {
             let Some(d) = load(&manifests.dir) else { return Ok(1) };
             let r = reconciler(&cli.controller_id, concurrency, metrics, limits).await?;
-            let plan = r.plan(&d).await?;
+            let plan = r.plan(&d, false).await?;
             match output {
                 Output::Text => emit(&crate::output::plan_text(&plan)),
                 Output::Json => print_json(&crate::output::plan_json(&plan)),
@@ -278,7 +278,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 return Ok(1);
             }
             let r = reconciler(&cli.controller_id, 8, metrics, limits).await?;
-            let plan = r.plan(&d).await?;
+            let plan = r.plan(&d, true).await?;
             match crate::plan::rendered_task_definition(&plan, &service) {
                 Some(td) => {
                     print_json(td);

@@ -2,6 +2,7 @@
 //! Only metadata: no value of a parameter or secret is ever read.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -27,9 +28,9 @@ pub struct Observed {
     pub services: BTreeMap<(String, String), ObservedService>,
     /// Newest ACTIVE revision by family, in wire shape: absent = not read
     /// (only read when a registration is needed), `None` = the family has none.
-    pub newest_revisions: BTreeMap<String, Option<Value>>,
-    /// Revisions by ARN (immutable, so safe to cache for ever).
-    pub revisions: BTreeMap<String, Value>,
+    pub newest_revisions: BTreeMap<String, Option<Arc<Value>>>,
+    /// Revisions by ARN (immutable, so safe to cache for ever; shared with the cache).
+    pub revisions: BTreeMap<String, Arc<Value>>,
 }
 
 impl Observed {

@@ -209,6 +209,9 @@ fn missing_tags(want: &Tags, have: &Tags) -> Tags {
 }
 
 struct Planner<'a> {
+    /// Keep every service's rendered task definition (for `render`); otherwise
+    /// only a registration carries one, which keeps a large pass small.
+    keep_rendered: bool,
     d: &'a Desired,
     o: &'a Observed,
     id: &'a str,
@@ -218,7 +221,12 @@ struct Planner<'a> {
 
 /// Plans every object: stores (parameters, secrets) first, then services.
 pub fn plan(desired: &Desired, observed: &Observed, controller_id: &str) -> Plan {
-    let mut p = Planner { d: desired, o: observed, id: controller_id, troubled: BTreeMap::new() };
+    plan_with_options(desired, observed, controller_id, false)
+}
+
+/// [`plan`], keeping each service's rendered task definition (what `render` prints).
+pub fn plan_with_options(desired: &Desired, observed: &Observed, controller_id: &str, keep_rendered: bool) -> Plan {
+    let mut p = Planner { keep_rendered, d: desired, o: observed, id: controller_id, troubled: BTreeMap::new() };
     let mut objects = Vec::new();
     for def in desired.parameters.values() {
         objects.push(p.parameter(def));
@@ -499,7 +507,7 @@ impl Planner<'_> {
         let td_resource = format!("task definition {}", def.family);
         let base = match &def.template {
             Some(t) => Some(t),
-            None => self.o.revisions.get(&svc.task_definition),
+            None => self.o.revisions.get(&svc.task_definition).map(|r| &**r),
         };
         let Some(base) = base else {
             plan.problems.push(Problem {
@@ -538,15 +546,21 @@ impl Planner<'_> {
                 return plan;
             }
         };
-        plan.rendered = Some(rendered.clone());
+        if self.keep_rendered {
+            plan.rendered = Some(rendered.clone());
+        }
         // The revision the service runs is the first candidate (cached, immutable);
         // the family's newest only matters when that one differs.
-        let running_def =
-            self.o.revisions.get(&svc.task_definition).filter(|r| r["family"].as_str() == Some(def.family.as_str()));
+        let running_def = self
+            .o
+            .revisions
+            .get(&svc.task_definition)
+            .map(|r| &**r)
+            .filter(|r| r["family"].as_str() == Some(def.family.as_str()));
         let newest = match running_def {
             Some(r) if !pending && !taskdef::differs(&rendered, r) => Some(r),
             _ => match self.o.newest_revisions.get(&def.family) {
-                Some(n) => n.as_ref(),
+                Some(n) => n.as_deref(),
                 None => {
                     needs_newest.insert(def.family.clone());
                     None

@@ -55,8 +55,8 @@ fn account(full_arns: bool) -> Observed {
     let td = json!({"taskDefinitionArn": "arn:aws:ecs:us-east-1:123456789012:task-definition/web:1", "family": "web", "revision": 1,
                     "containerDefinitions": [{"name": "web", "image": "httpd", "essential": true}]});
     let running = if full_arns { "arn:aws:ecs:us-east-1:123456789012:task-definition/web:1" } else { "web:1" };
-    o.revisions.insert(running.into(), td.clone());
-    o.newest_revisions.insert("web".into(), Some(td));
+    o.revisions.insert(running.into(), std::sync::Arc::new(td.clone()));
+    o.newest_revisions.insert("web".into(), Some(std::sync::Arc::new(td)));
     o.services.insert(
         ("prod".into(), "web".into()),
         ObservedService {
@@ -130,8 +130,8 @@ fn simulate(o: &mut Observed, plan: &Plan, full_arns: bool, kinds: &[Kind]) {
                     body["taskDefinitionArn"] = json!(arn);
                     body["revision"] = json!(rev);
                     body["status"] = json!("ACTIVE");
-                    o.newest_revisions.insert(family, Some(body.clone()));
-                    o.revisions.insert(arn.clone(), body);
+                    o.newest_revisions.insert(family, Some(std::sync::Arc::new(body.clone())));
+                    o.revisions.insert(arn.clone(), std::sync::Arc::new(body));
                     registered = Some(arn);
                 }
                 Op::UpdateService { cluster, service, task_definition } => {

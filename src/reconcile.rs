@@ -13,7 +13,7 @@ use crate::aws::{Aws, AwsError};
 use crate::execute::execute;
 use crate::model::{Desired, Kind, ObjectKey};
 use crate::observed::Observed;
-use crate::plan::{Plan, plan};
+use crate::plan::{Plan, plan_with_options};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ObjectResult {
@@ -54,52 +54,64 @@ impl Reconciler {
     }
 
     /// Plans; reads a family's newest revision only when a registration is needed.
-    async fn plan_with(&self, desired: &Desired, observed: &mut Observed) -> Result<Plan, AwsError> {
-        let p = plan(desired, observed, &self.controller_id);
+    async fn plan_with(
+        &self,
+        desired: &Desired,
+        observed: &mut Observed,
+        keep_rendered: bool,
+    ) -> Result<Plan, AwsError> {
+        let p = plan_with_options(desired, observed, &self.controller_id, keep_rendered);
         if p.needs_newest.is_empty() {
             return Ok(p);
         }
         newest_revisions(&self.aws, &p.needs_newest, observed, &self.cache, self.concurrency).await?;
-        Ok(plan(desired, observed, &self.controller_id))
+        Ok(plan_with_options(desired, observed, &self.controller_id, keep_rendered))
     }
 
-    pub async fn plan(&self, desired: &Desired) -> Result<Plan, AwsError> {
+    /// Plans without writing; `keep_rendered` for `render`.
+    pub async fn plan(&self, desired: &Desired, keep_rendered: bool) -> Result<Plan, AwsError> {
         let mut observed = self.observe(desired).await?;
-        self.plan_with(desired, &mut observed).await
+        self.plan_with(desired, &mut observed, keep_rendered).await
     }
 
     pub async fn apply(&self, desired: &Desired) -> Result<ApplyReport, AwsError> {
         let mut observed = self.observe(desired).await?;
-        let first = self.plan_with(desired, &mut observed).await?;
+        let first = self.plan_with(desired, &mut observed, false).await?;
         let is_store = |k: &ObjectKey| matches!(k.kind, Kind::Parameter | Kind::Secret);
-        let stores: Vec<_> = first.objects.iter().filter(|o| is_store(&o.key)).cloned().collect();
-        let mut results = self.run_objects(stores.clone()).await;
+        let (stores, _): (Vec<_>, Vec<_>) = first.objects.into_iter().partition(|o| is_store(&o.key));
+        let (mut results, stores) = self.run_objects(stores).await;
         let store_writes: usize = results.iter().map(|r| r.ops).sum();
-        let (second, observed) = if store_writes > 0 {
+        let second = if store_writes > 0 {
             let newest = std::mem::take(&mut observed.newest_revisions);
-            let mut observed = self.observe(desired).await?;
+            observed = self.observe(desired).await?;
             // Only stores changed since: the families' newest revisions still hold.
             observed.newest_revisions = newest;
-            (self.plan_with(desired, &mut observed).await?, observed)
+            self.plan_with(desired, &mut observed, false).await?
         } else {
-            (first, observed)
+            // Nothing changed: the services' part of the first plan still holds.
+            self.plan_with(desired, &mut observed, false).await?
         };
-        let services: Vec<_> = second.objects.iter().filter(|o| !is_store(&o.key)).cloned().collect();
-        results.extend(self.run_objects(services.clone()).await);
+        let services: Vec<_> = second.objects.into_iter().filter(|o| !is_store(&o.key)).collect();
+        let (service_results, services) = self.run_objects(services).await;
+        results.extend(service_results);
         let mut objects = stores;
         objects.extend(services);
         Ok(ApplyReport { plan: Plan { objects, needs_newest: Default::default() }, results, observed })
     }
 
-    async fn run_objects(&self, objects: Vec<crate::plan::ObjectPlan>) -> Vec<ObjectResult> {
-        bounded(objects, self.concurrency, |obj| {
+    /// Executes the objects; returns their results and the objects back (moved, not copied).
+    async fn run_objects(
+        &self,
+        objects: Vec<crate::plan::ObjectPlan>,
+    ) -> (Vec<ObjectResult>, Vec<crate::plan::ObjectPlan>) {
+        let pairs = bounded(objects, self.concurrency, |obj| {
             let aws = self.aws.clone();
             async move {
                 let key = obj.key.clone();
                 if !obj.problems.iter().all(|p| p.kind == crate::plan::ProblemKind::Drift) {
-                    return ObjectResult { key, ops: 0, error: None, registered: None };
+                    return (ObjectResult { key, ops: 0, error: None, registered: None }, obj);
                 }
-                match execute(&aws, &obj).await {
+                let result = match execute(&aws, &obj).await {
                     Ok(done) => {
                         if done.ops > 0 {
                             info!(object = %key, writes = done.ops, "Applied");
@@ -110,10 +122,12 @@ impl Reconciler {
                         warn!(object = %key, error = %e, "Apply failed");
                         ObjectResult { key, ops: 0, error: Some(e.to_string()), registered: None }
                     }
-                }
+                };
+                (result, obj)
             }
         })
-        .await
+        .await;
+        pairs.into_iter().unzip()
     }
 }
 

@@ -19,7 +19,7 @@ use crate::observed::*;
 use crate::policy::{INLINE_POLICY_NAME, decode_document};
 
 /// Task definition revisions by ARN, shared across passes.
-pub type RevisionCache = Arc<Mutex<HashMap<String, Value>>>;
+pub type RevisionCache = Arc<Mutex<HashMap<String, Arc<Value>>>>;
 
 /// Runs `f` on every item with at most `limit` in flight; results in input order.
 /// Futures are made only when they start, so memory stays O(limit), not O(items).
@@ -612,8 +612,7 @@ async fn task_definitions(
     for r in fetched {
         let (id, td) = r?;
         if let Some(td) = td {
-            remember(cache, &td);
-            o.revisions.insert(id, td);
+            o.revisions.insert(id, remember(cache, td));
         }
     }
     Ok(())
@@ -634,22 +633,21 @@ pub async fn newest_revisions(
     .await;
     for r in newest {
         let (family, td) = r?;
-        if let Some(td) = &td {
-            remember(cache, td);
-        }
-        o.newest_revisions.insert(family, td);
+        o.newest_revisions.insert(family, td.map(|td| remember(cache, td)));
     }
     Ok(())
 }
 
-fn remember(cache: &RevisionCache, td: &Value) {
+fn remember(cache: &RevisionCache, td: Value) -> Arc<Value> {
+    let td = Arc::new(td);
     if let Some(arn) = td["taskDefinitionArn"].as_str() {
         cache.lock().unwrap_or_else(|e| e.into_inner()).insert(arn.to_string(), td.clone());
     }
+    td
 }
 
 /// Looks a revision up by ARN or by `family:revision` (emulators echo the short form).
-fn find_cached(cache: &RevisionCache, id: &str) -> Option<Value> {
+fn find_cached(cache: &RevisionCache, id: &str) -> Option<Arc<Value>> {
     let cache = cache.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(v) = cache.get(id) {
         return Some(v.clone());
