@@ -112,6 +112,10 @@ pub enum Command {
         /// A failed redeploy's message comes back after this, times its receive count.
         #[arg(long, default_value = "10s", value_parser = duration)]
         failure_backoff: std::time::Duration,
+        /// Re-read IAM roles and KMS keys at most this often (they change rarely;
+        /// a role secretwire writes is re-read at once).
+        #[arg(long, default_value = "30m", value_parser = duration)]
+        reverify_interval: std::time::Duration,
     },
     /// Print the task definition JSON apply would register for a Service.
     Render {
@@ -180,6 +184,8 @@ async fn reconciler(
         controller_id: controller_id.to_string(),
         concurrency: concurrency.max(1),
         cache: Default::default(),
+        // One-shot commands read roles and keys every time.
+        slow: Default::default(),
     })
 }
 
@@ -251,6 +257,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             concurrency,
             max_receives,
             failure_backoff,
+            reverify_interval,
         } => {
             let events = match (events_queue, no_events) {
                 (Some(q), _) => crate::controller::EventsMode::Queue(q),
@@ -267,6 +274,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 controller_id: cli.controller_id,
                 max_receives: max_receives.max(1),
                 failure_backoff,
+                reverify: reverify_interval,
             };
             crate::controller::run(cfg, metrics, limits).await?;
             Ok(0)

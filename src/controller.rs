@@ -49,6 +49,8 @@ pub struct RunConfig {
     pub max_receives: u32,
     /// A failed redeploy's message comes back after this times its receive count.
     pub failure_backoff: Duration,
+    /// Roles and KMS keys are re-read at most this often.
+    pub reverify: Duration,
 }
 
 fn now() -> f64 {
@@ -299,6 +301,7 @@ pub async fn run(cfg: RunConfig, metrics: Arc<Metrics>, limits: crate::aws::limi
         controller_id: cfg.controller_id.clone(),
         concurrency: cfg.concurrency,
         cache: Default::default(),
+        slow: Arc::new(crate::aws::observe::SlowCache::new(cfg.reverify)),
     };
     let mut ctl = Controller {
         cfg,

@@ -153,6 +153,22 @@ pub enum Op {
     },
 }
 
+impl Op {
+    /// The IAM role this op writes, if any.
+    pub fn role_name(&self) -> Option<&str> {
+        match self {
+            Op::CreateRole { name, .. }
+            | Op::UpdateTrust { name, .. }
+            | Op::PutRolePolicy { name, .. }
+            | Op::DeleteRolePolicy { name }
+            | Op::AttachPolicy { name, .. }
+            | Op::DetachPolicy { name, .. }
+            | Op::TagRole { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+}
+
 impl Plan {
     pub fn counts(&self) -> BTreeMap<&'static str, usize> {
         let mut c: BTreeMap<&'static str, usize> =

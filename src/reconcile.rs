@@ -4,11 +4,12 @@
 //! failure is recorded and the others still run.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 use tracing::{info, warn};
 
-use crate::aws::observe::{RevisionCache, bounded, newest_revisions, observe};
+use crate::aws::observe::{RevisionCache, SlowCache, bounded, newest_revisions, observe};
 use crate::aws::{Aws, AwsError};
 use crate::execute::execute;
 use crate::model::{Desired, Kind, ObjectKey};
@@ -46,11 +47,13 @@ pub struct Reconciler {
     pub controller_id: String,
     pub concurrency: usize,
     pub cache: RevisionCache,
+    /// Roles and keys, re-read every `reverify` (zero in one-shot commands).
+    pub slow: Arc<SlowCache>,
 }
 
 impl Reconciler {
     async fn observe(&self, desired: &Desired) -> Result<Observed, AwsError> {
-        observe(&self.aws, desired, &self.controller_id, &self.cache, self.concurrency).await
+        observe(&self.aws, desired, &self.controller_id, &self.cache, &self.slow, self.concurrency).await
     }
 
     /// Plans; reads a family's newest revision only when a registration is needed.
@@ -106,7 +109,14 @@ impl Reconciler {
     ) -> (Vec<ObjectResult>, Vec<crate::plan::ObjectPlan>) {
         let pairs = bounded(objects, self.concurrency, |obj| {
             let aws = self.aws.clone();
+            let slow = self.slow.clone();
             async move {
+                // Whatever happens, a role this object writes is read afresh next time.
+                for op in obj.changes.iter().flat_map(|c| &c.ops) {
+                    if let Some(role) = op.role_name() {
+                        slow.forget_role(role);
+                    }
+                }
                 let key = obj.key.clone();
                 if !obj.problems.iter().all(|p| p.kind == crate::plan::ProblemKind::Drift) {
                     return (ObjectResult { key, ops: 0, error: None, registered: None }, obj);

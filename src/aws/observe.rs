@@ -21,6 +21,63 @@ use crate::policy::{INLINE_POLICY_NAME, decode_document};
 /// Task definition revisions by ARN, shared across passes.
 pub type RevisionCache = Arc<Mutex<HashMap<String, Arc<Value>>>>;
 
+/// Roles and KMS keys change rarely: `run` re-reads them every `reverify`
+/// instead of every pass (zero: every time). A role secretwire itself writes
+/// is forgotten at once, so the next pass reads what it made.
+#[derive(Debug, Default)]
+pub struct SlowCache {
+    pub reverify: std::time::Duration,
+    roles: Mutex<HashMap<String, (Option<ObservedRole>, std::time::Instant)>>,
+    keys: Mutex<HashMap<String, (Option<KmsKey>, std::time::Instant)>>,
+}
+
+impl SlowCache {
+    pub fn new(reverify: std::time::Duration) -> Self {
+        Self { reverify, ..Self::default() }
+    }
+
+    pub fn forget_role(&self, name: &str) {
+        self.roles.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+    }
+
+    /// Splits names into what is fresh in `map` (found or known missing) and what must be read.
+    fn split<T: Clone>(
+        &self,
+        map: &Mutex<HashMap<String, (Option<T>, std::time::Instant)>>,
+        names: impl IntoIterator<Item = String>,
+    ) -> (BTreeMap<String, T>, BTreeSet<String>) {
+        let map = map.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut fresh, mut stale) = (BTreeMap::new(), BTreeSet::new());
+        for n in names {
+            match map.get(&n) {
+                Some((v, at)) if at.elapsed() < self.reverify => {
+                    if let Some(v) = v {
+                        fresh.insert(n, v.clone());
+                    }
+                }
+                _ => {
+                    stale.insert(n);
+                }
+            }
+        }
+        (fresh, stale)
+    }
+
+    fn store<T>(
+        map: &Mutex<HashMap<String, (Option<T>, std::time::Instant)>>,
+        read: &BTreeSet<String>,
+        found: &mut BTreeMap<String, T>,
+    ) where
+        T: Clone,
+    {
+        let now = std::time::Instant::now();
+        let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+        for n in read {
+            map.insert(n.clone(), (found.get(n).cloned(), now));
+        }
+    }
+}
+
 /// Runs `f` on every item with at most `limit` in flight; results in input order.
 /// Futures are made only when they start, so memory stays O(limit), not O(items).
 pub async fn bounded<I, T, F, Fut>(items: Vec<I>, limit: usize, f: F) -> Vec<T>
@@ -82,8 +139,12 @@ impl Wanted {
 }
 
 #[cfg(test)]
-pub(crate) async fn roles_for_tests(aws: &Aws, w: &Wanted) -> Result<BTreeMap<String, ObservedRole>, AwsError> {
-    roles(aws, w, 4).await
+pub(crate) async fn roles_for_tests(
+    aws: &Aws,
+    w: &Wanted,
+    slow: &SlowCache,
+) -> Result<BTreeMap<String, ObservedRole>, AwsError> {
+    roles(aws, &w.roles, slow, 4).await
 }
 
 fn wanted(desired: &Desired, aws: &Aws) -> Wanted {
@@ -132,6 +193,7 @@ pub async fn observe(
     desired: &Desired,
     controller_id: &str,
     cache: &RevisionCache,
+    slow: &SlowCache,
     concurrency: usize,
 ) -> Result<Observed, AwsError> {
     let w = wanted(desired, aws);
@@ -139,14 +201,14 @@ pub async fn observe(
     let (params, secrets, roles, services) = tokio::try_join!(
         parameters(aws, desired, &w, controller_id, concurrency),
         secrets(aws, &w, controller_id, concurrency),
-        roles(aws, &w, concurrency),
+        roles(aws, &w.roles, slow, concurrency),
         describe_services(aws, desired),
     )?;
     o.parameters = params;
     o.secrets = secrets;
     o.roles = roles;
     o.services = services;
-    o.keys = keys(aws, desired, &o, concurrency).await?;
+    o.keys = keys(aws, desired, &o, slow, concurrency).await?;
     task_definitions(aws, desired, &mut o, cache, concurrency).await?;
     Ok(o)
 }
@@ -354,6 +416,7 @@ async fn keys(
     aws: &Aws,
     desired: &Desired,
     o: &Observed,
+    slow: &SlowCache,
     concurrency: usize,
 ) -> Result<BTreeMap<String, KmsKey>, AwsError> {
     let mut ids: BTreeSet<String> = BTreeSet::new();
@@ -371,6 +434,10 @@ async fn keys(
             lookups.push(id);
         }
     }
+    let (fresh, stale) = slow.split(&slow.keys, lookups);
+    keys.extend(fresh);
+    let lookups: Vec<String> = stale.iter().cloned().collect();
+
     let described = bounded(lookups, concurrency, |id| {
         let kms = aws.kms.clone();
         async move {
@@ -391,11 +458,14 @@ async fn keys(
         }
     })
     .await;
+    let mut found = BTreeMap::new();
     for r in described {
         if let Some((id, k)) = r? {
-            keys.insert(id, k);
+            found.insert(id, k);
         }
     }
+    SlowCache::store(&slow.keys, &stale, &mut found);
+    keys.extend(found);
     Ok(keys)
 }
 
@@ -403,26 +473,41 @@ async fn keys(
 /// cheaper than three calls per role.
 const ROLES_BY_AUTHORIZATION_DETAILS: usize = 10;
 
-async fn roles(aws: &Aws, w: &Wanted, concurrency: usize) -> Result<BTreeMap<String, ObservedRole>, AwsError> {
-    if w.roles.len() > ROLES_BY_AUTHORIZATION_DETAILS {
-        return roles_by_authorization_details(aws, w).await;
+async fn roles(
+    aws: &Aws,
+    wanted: &BTreeSet<String>,
+    slow: &SlowCache,
+    concurrency: usize,
+) -> Result<BTreeMap<String, ObservedRole>, AwsError> {
+    let (mut out, stale) = slow.split(&slow.roles, wanted.iter().cloned());
+    if stale.is_empty() {
+        return Ok(out);
     }
-    let names: Vec<String> = w.roles.iter().cloned().collect();
-    let results = bounded(names, concurrency, |name| {
-        let iam = aws.iam.clone();
-        async move { read_role(&iam, &name).await }
-    })
-    .await;
-    let mut out = BTreeMap::new();
-    for r in results {
-        if let Some(role) = r? {
-            out.insert(role.name.clone(), role);
+    let mut read = if stale.len() > ROLES_BY_AUTHORIZATION_DETAILS {
+        roles_by_authorization_details(aws, &stale).await?
+    } else {
+        let results = bounded(stale.iter().cloned().collect(), concurrency, |name| {
+            let iam = aws.iam.clone();
+            async move { read_role(&iam, &name).await }
+        })
+        .await;
+        let mut read = BTreeMap::new();
+        for r in results {
+            if let Some(role) = r? {
+                read.insert(role.name.clone(), role);
+            }
         }
-    }
+        read
+    };
+    SlowCache::store(&slow.roles, &stale, &mut read);
+    out.extend(read);
     Ok(out)
 }
 
-async fn roles_by_authorization_details(aws: &Aws, w: &Wanted) -> Result<BTreeMap<String, ObservedRole>, AwsError> {
+async fn roles_by_authorization_details(
+    aws: &Aws,
+    wanted: &BTreeSet<String>,
+) -> Result<BTreeMap<String, ObservedRole>, AwsError> {
     let mut out = BTreeMap::new();
     let mut marker = None;
     loop {
@@ -437,7 +522,7 @@ async fn roles_by_authorization_details(aws: &Aws, w: &Wanted) -> Result<BTreeMa
             .map_err(|e| classify("GetAccountAuthorizationDetails", e))?;
         for r in page.role_detail_list() {
             let Some(name) = r.role_name() else { continue };
-            if !w.roles.contains(name) {
+            if !wanted.contains(name) {
                 continue;
             }
             let decode = |d: &str| decode_document(d).map_err(|m| AwsError::other("GetAccountAuthorizationDetails", m));

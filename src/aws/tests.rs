@@ -131,12 +131,30 @@ async fn many_roles_are_read_in_one_authorization_details_call() {
             .is_truncated(false)
             .build()
     });
+    let gone = mock!(aws_sdk_iam::Client::get_role).then_http_response(|| {
+        Response::new(
+            StatusCode::try_from(404).unwrap(),
+            SdkBody::from("<ErrorResponse><Error><Type>Sender</Type><Code>NoSuchEntity</Code><Message>The role with name svc-3-execution cannot be found.</Message></Error><RequestId>1</RequestId></ErrorResponse>"),
+        )
+    });
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
-    let aws = super::Aws::for_tests(iam(&[&gaad]), scope.clone(), metrics);
+    let aws = super::Aws::for_tests(iam(&[&gaad, &gone]), scope.clone(), metrics);
     let w = super::observe::Wanted::roles_only((0..11).map(|i| format!("svc-{i}-execution")).collect());
-    let roles = super::observe::roles_for_tests(&aws, &w).await.unwrap();
+    let slow = super::observe::SlowCache::new(std::time::Duration::from_secs(600));
+    let roles = super::observe::roles_for_tests(&aws, &w, &slow).await.unwrap();
     assert_eq!(roles.len(), 11, "only the wanted roles");
     assert_eq!(gaad.num_calls(), 1);
+    // Within the re-verify period the roles come from the cache ...
+    let again = super::observe::roles_for_tests(&aws, &w, &slow).await.unwrap();
+    assert_eq!(again, roles);
+    assert_eq!(gaad.num_calls(), 1);
+    // ... except one secretwire wrote, which is read again on its own (GetRole, not
+    // GetAccountAuthorizationDetails); here someone deleted it meanwhile.
+    slow.forget_role("svc-3-execution");
+    let third = super::observe::roles_for_tests(&aws, &w, &slow).await.unwrap();
+    assert_eq!((gaad.num_calls(), gone.num_calls()), (1, 1));
+    assert_eq!(third.len(), 10);
+    assert!(!third.contains_key("svc-3-execution"));
     let r = &roles["svc-3-execution"];
     assert!(policy::same_document(&r.trust, &policy::execution_trust(&scope)));
     assert_eq!(r.inline_policy.as_ref().unwrap()["Version"], "2012-10-17");

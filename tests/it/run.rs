@@ -183,7 +183,10 @@ async fn a_value_changed_while_stopped_is_redeployed_once_by_the_backstop() {
     let web = &second.status()["objects"]["Service/web"];
     assert_eq!(web["lastRedeploy"]["reason"], "stale");
     assert!(web["lastRedeploy"]["trigger"].as_str().unwrap().contains("web/splunk-token"));
-    // Three more passes: no redeploy loop.
+    // Three more passes: no redeploy loop, and roles are not re-read every pass.
+    let get_role = |r: &Running| r.metric("secretwire_aws_calls_total{service=\"IAM\",operation=\"GetRole\"}");
+    let roles_read = get_role(&second);
+    assert!(roles_read > 0.0);
     let passes = second.metric("secretwire_reconciles_total{result=\"ok\"}");
     eventually!(
         "three more passes",
@@ -193,6 +196,7 @@ async fn a_value_changed_while_stopped_is_redeployed_once_by_the_backstop() {
     );
     assert_eq!(second.redeploys("web"), 1);
     assert_eq!(second.metric("secretwire_redeploys_total{reason=\"stale\"}"), 1.0);
+    assert_eq!(get_role(&second), roles_read, "roles are re-verified on --reverify-interval, not every pass");
     assert_eq!(second.stop().0, 0);
 }
 
@@ -221,6 +225,19 @@ async fn a_manifest_edit_is_picked_up_without_restart_and_a_bad_edit_keeps_the_l
         secretwire::arn::task_definition_short(out.services()[0].task_definition().unwrap()).to_string()
     };
     eventually!("worker:3 from the edited manifest", 30, run, running(ecs.clone()).await == "worker:3");
+    // The role's new grant was written once: the cached role was forgotten when
+    // secretwire wrote it, so later passes compare against what it wrote.
+    let iam = aws_sdk_iam::Client::new(&sdk);
+    let doc = iam.get_role_policy().role_name("worker-execution").policy_name("secretwire").send().await.unwrap();
+    assert!(doc.policy_document().contains("web/splunk-token"), "{}", doc.policy_document());
+    let puts = run.metric("secretwire_aws_calls_total{service=\"IAM\",operation=\"PutRolePolicy\"}");
+    let passes = run.metric("secretwire_reconciles_total{result=\"ok\"}");
+    eventually!("three more passes", 30, run, run.metric("secretwire_reconciles_total{result=\"ok\"}") >= passes + 3.0);
+    assert_eq!(
+        run.metric("secretwire_aws_calls_total{service=\"IAM\",operation=\"PutRolePolicy\"}"),
+        puts,
+        "no rewrite per pass"
+    );
 
     // A broken edit: reported, the last good state kept, nothing deleted.
     std::fs::write(
