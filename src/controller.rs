@@ -833,21 +833,7 @@ impl Controller {
         for (id, handle, receives) in failed {
             self.tracked.remove(&id);
             let delay = (self.cfg.failure_backoff * receives.max(1)).min(Duration::from_secs(900));
-            if let Some(q) = &self.queue {
-                let res = self
-                    .rec
-                    .aws
-                    .sqs
-                    .change_message_visibility()
-                    .queue_url(q)
-                    .receipt_handle(&handle)
-                    .visibility_timeout(delay.as_secs() as i32)
-                    .send()
-                    .await;
-                if let Err(e) = res {
-                    debug!(error = %classify("ChangeMessageVisibility", e), "Message returns after its visibility timeout instead");
-                }
-            }
+            self.return_to_queue(&handle, delay).await;
             warn!(message = %id, receives, retry_in = ?delay, "Redeploy failed; the message stays on the queue");
         }
     }
@@ -902,24 +888,29 @@ impl Controller {
     /// now (visibility 0), undeleted, so the next controller acts on them at once.
     async fn release_held(&mut self) {
         let held: Vec<String> = self.tracked.values().map(|t| t.handle.clone()).collect();
-        if let Some(q) = &self.queue {
-            for handle in &held {
-                let res = self
-                    .rec
-                    .aws
-                    .sqs
-                    .change_message_visibility()
-                    .queue_url(q)
-                    .receipt_handle(handle)
-                    .visibility_timeout(0)
-                    .send()
-                    .await;
-                if let Err(e) = res {
-                    debug!(error = %classify("ChangeMessageVisibility", e), "Held message returns after its visibility timeout instead");
-                }
-            }
+        for handle in &held {
+            self.return_to_queue(handle, Duration::ZERO).await;
         }
         info!(messages_returned_to_queue = held.len(), "Stopped");
+    }
+
+    /// Makes a received message visible again after `delay`, undeleted. If this
+    /// fails, it comes back when its visibility timeout ends anyway.
+    async fn return_to_queue(&self, handle: &str, delay: Duration) {
+        let Some(q) = &self.queue else { return };
+        let res = self
+            .rec
+            .aws
+            .sqs
+            .change_message_visibility()
+            .queue_url(q)
+            .receipt_handle(handle)
+            .visibility_timeout(delay.as_secs().min(43_200) as i32)
+            .send()
+            .await;
+        if let Err(e) = res {
+            debug!(error = %classify("ChangeMessageVisibility", e), "Message returns after its visibility timeout instead");
+        }
     }
 
     async fn delete(&self, msgs: Vec<(String, String)>) {

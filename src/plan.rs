@@ -265,7 +265,28 @@ pub fn plan_with_options(desired: &Desired, observed: &Observed, controller_id: 
     Plan { objects, needs_newest }
 }
 
+/// A declared value that does not exist and cannot be made.
+fn uncreatable(resource: String) -> Problem {
+    Problem {
+        kind: ProblemKind::Error,
+        resource,
+        message: "does not exist and has no initialValue to create it from".into(),
+    }
+}
+
 impl Planner<'_> {
+    /// `Some(adopting)` when secretwire may manage the resource; otherwise the
+    /// conflict is recorded on the object and `None` returned.
+    fn may_manage(&self, plan: &mut ObjectPlan, resource: &str, tags: &Tags, adopt: bool) -> Option<bool> {
+        match self.ownership_problem(resource, tags, adopt) {
+            Ok(adopting) => Some(adopting),
+            Err(p) => {
+                plan.problems.push(p);
+                None
+            }
+        }
+    }
+
     fn ownership_problem(&self, resource: &str, tags: &Tags, adopt: bool) -> Result<bool, Problem> {
         match ownership(tags, self.id) {
             Ownership::Ours => Ok(false),
@@ -328,21 +349,11 @@ impl Planner<'_> {
                         tags,
                     }],
                 }),
-                None => plan.problems.push(Problem {
-                    kind: ProblemKind::Error,
-                    resource,
-                    message: "does not exist and has no initialValue to create it from".into(),
-                }),
+                None => plan.problems.push(uncreatable(resource)),
             }
             return plan;
         };
-        let adopting = match self.ownership_problem(&resource, &obs.tags, def.adopt) {
-            Ok(a) => a,
-            Err(p) => {
-                plan.problems.push(p);
-                return plan;
-            }
-        };
+        let Some(adopting) = self.may_manage(&mut plan, &resource, &obs.tags, def.adopt) else { return plan };
         if obs.kind != kind_name {
             plan.problems.push(Problem {
                 kind: ProblemKind::Drift,
@@ -421,21 +432,11 @@ impl Planner<'_> {
                         tags,
                     }],
                 }),
-                None => plan.problems.push(Problem {
-                    kind: ProblemKind::Error,
-                    resource,
-                    message: "does not exist and has no initialValue to create it from".into(),
-                }),
+                None => plan.problems.push(uncreatable(resource)),
             }
             return plan;
         };
-        let adopting = match self.ownership_problem(&resource, &obs.tags, def.adopt) {
-            Ok(a) => a,
-            Err(p) => {
-                plan.problems.push(p);
-                return plan;
-            }
-        };
+        let Some(adopting) = self.may_manage(&mut plan, &resource, &obs.tags, def.adopt) else { return plan };
         let mut ops = Vec::new();
         let mut what = Vec::new();
         let want_key = def.kms_key_id.as_deref().and_then(|k| self.key_arn(k));
@@ -684,13 +685,7 @@ impl Planner<'_> {
             });
             return Some(self.o.scope.role_arn(&role.name));
         };
-        let adopting = match self.ownership_problem(&resource, &obs.tags, role.adopt) {
-            Ok(a) => a,
-            Err(p) => {
-                plan.problems.push(p);
-                return None;
-            }
-        };
+        let adopting = self.may_manage(plan, &resource, &obs.tags, role.adopt)?;
         let mut ops = Vec::new();
         let mut what = Vec::new();
         let add = missing_tags(&tags, &obs.tags);
