@@ -48,7 +48,6 @@ fn backoff() -> ExponentialBuilder {
 pub struct Executed {
     pub ops: usize,
     pub registered: Option<String>,
-    pub created_secrets: Vec<(String, String)>,
 }
 
 /// Runs an object's ops in order; stops at the first failure.
@@ -162,7 +161,6 @@ async fn run_op(aws: &Aws, op: &Op, done: &mut Executed) -> Result<(), ExecError
                 Err(e) => return Err(e),
             };
             info!(secret = %name, arn = %arn, "Created secret");
-            done.created_secrets.push((name.clone(), arn));
         }
         Op::UpdateSecret { id, description, key_id } => {
             (|| async {

@@ -35,6 +35,12 @@ pub struct ObjectPlan {
     pub rendered: Option<Value>,
 }
 
+impl ObjectPlan {
+    fn new(key: ObjectKey) -> Self {
+        Self { key, changes: Vec::new(), problems: Vec::new(), rendered: None }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
@@ -306,6 +312,17 @@ impl Planner<'_> {
         }
     }
 
+    /// Records an error when a declared KMS key does not exist; true if so.
+    fn missing_key(&self, plan: &mut ObjectPlan, resource: &str, key_id: Option<&str>) -> bool {
+        let Some(k) = key_id.filter(|k| !self.o.keys.contains_key(*k)) else { return false };
+        plan.problems.push(Problem {
+            kind: ProblemKind::Error,
+            resource: resource.into(),
+            message: format!("KMS key `{k}` not found"),
+        });
+        true
+    }
+
     /// The ARN of the key a key id names, if it is known and customer managed.
     fn key_arn(&self, key_id: &str) -> Option<&str> {
         self.o.keys.get(key_id).filter(|k| !k.arn.is_empty()).map(|k| k.arn.as_str())
@@ -315,19 +332,12 @@ impl Planner<'_> {
         let key = ObjectKey::new(Kind::Parameter, &def.name);
         let resource = format!("ssm parameter {}", def.name);
         let tags = owned_tags(self.id, &key, &def.tags);
-        let mut plan = ObjectPlan { key: key.clone(), changes: Vec::new(), problems: Vec::new(), rendered: None };
+        let mut plan = ObjectPlan::new(key.clone());
         let kind_name = match def.kind {
             ParameterType::SecureString => "SecureString",
             ParameterType::String => "String",
         };
-        if let Some(k) = &def.kms_key_id
-            && !self.o.keys.contains_key(k)
-        {
-            plan.problems.push(Problem {
-                kind: ProblemKind::Error,
-                resource: resource.clone(),
-                message: format!("KMS key `{k}` not found"),
-            });
+        if self.missing_key(&mut plan, &resource, def.kms_key_id.as_deref()) {
             return plan;
         }
         let Some(obs) = self.o.parameters.get(&def.name) else {
@@ -403,15 +413,8 @@ impl Planner<'_> {
         let key = ObjectKey::new(Kind::Secret, &def.name);
         let resource = format!("secret {}", def.name);
         let tags = owned_tags(self.id, &key, &def.tags);
-        let mut plan = ObjectPlan { key: key.clone(), changes: Vec::new(), problems: Vec::new(), rendered: None };
-        if let Some(k) = &def.kms_key_id
-            && !self.o.keys.contains_key(k)
-        {
-            plan.problems.push(Problem {
-                kind: ProblemKind::Error,
-                resource: resource.clone(),
-                message: format!("KMS key `{k}` not found"),
-            });
+        let mut plan = ObjectPlan::new(key.clone());
+        if self.missing_key(&mut plan, &resource, def.kms_key_id.as_deref()) {
             return plan;
         }
         let Some(obs) = self.o.secrets.get(&def.name) else {
@@ -465,7 +468,7 @@ impl Planner<'_> {
 
     fn service(&self, def: &ServiceDef, needs_newest: &mut BTreeSet<String>) -> ObjectPlan {
         let key = ObjectKey::new(Kind::Service, &def.name);
-        let mut plan = ObjectPlan { key: key.clone(), changes: Vec::new(), problems: Vec::new(), rendered: None };
+        let mut plan = ObjectPlan::new(key.clone());
         let svc_resource = format!("ecs service {}/{}", def.cluster, def.service_name);
         let Some(svc) = self.o.services.get(&(def.cluster.clone(), def.service_name.clone())) else {
             plan.problems.push(Problem {
@@ -839,15 +842,6 @@ fn keys_of(t: &Tags) -> String {
 /// The rendered task definition of one service, as `render` prints it.
 pub fn rendered_task_definition<'a>(plan: &'a Plan, service: &str) -> Option<&'a Value> {
     plan.object(&ObjectKey::new(Kind::Service, service))?.rendered.as_ref()
-}
-
-/// All the keys of objects with changes pending (for summaries).
-pub fn changed_objects(plan: &Plan) -> BTreeSet<ObjectKey> {
-    plan.objects
-        .iter()
-        .filter(|o| o.changes.iter().any(|c| c.action != Action::Unchanged))
-        .map(|o| o.key.clone())
-        .collect()
 }
 
 #[cfg(test)]

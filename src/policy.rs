@@ -3,7 +3,7 @@
 //! Comparison is on a canonical form, because IAM hands documents back
 //! URL-encoded, with single strings where we wrote lists, in any order.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
@@ -284,11 +284,6 @@ pub fn controller_policy(desired: &Desired, scope: &Scope, run: bool) -> Value {
                        "Resource": rules}));
     }
     json!({"Version": "2012-10-17", "Statement": st})
-}
-
-/// Helper for tests and the plan: key-value tags as a sorted map.
-pub fn tag_map<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> BTreeMap<String, String> {
-    tags.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 #[cfg(test)]

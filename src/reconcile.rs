@@ -81,20 +81,21 @@ impl Reconciler {
         let mut observed = self.observe(desired).await?;
         let first = self.plan_with(desired, &mut observed, false).await?;
         let is_store = |k: &ObjectKey| matches!(k.kind, Kind::Parameter | Kind::Secret);
-        let (stores, _): (Vec<_>, Vec<_>) = first.objects.into_iter().partition(|o| is_store(&o.key));
+        let (stores, services): (Vec<_>, Vec<_>) = first.objects.into_iter().partition(|o| is_store(&o.key));
         let (mut results, stores) = self.run_objects(stores).await;
         let store_writes: usize = results.iter().map(|r| r.ops).sum();
-        let second = if store_writes > 0 {
+        // A created store brings ARNs the first plan could not know: observe and plan
+        // the services again. Otherwise the first plan's services still hold.
+        let services = if store_writes > 0 {
             let newest = std::mem::take(&mut observed.newest_revisions);
             observed = self.observe(desired).await?;
             // Only stores changed since: the families' newest revisions still hold.
             observed.newest_revisions = newest;
-            self.plan_with(desired, &mut observed, false).await?
+            let second = self.plan_with(desired, &mut observed, false).await?;
+            second.objects.into_iter().filter(|o| !is_store(&o.key)).collect()
         } else {
-            // Nothing changed: the services' part of the first plan still holds.
-            self.plan_with(desired, &mut observed, false).await?
+            services
         };
-        let services: Vec<_> = second.objects.into_iter().filter(|o| !is_store(&o.key)).collect();
         let (service_results, services) = self.run_objects(services).await;
         results.extend(service_results);
         let mut objects = stores;

@@ -13,7 +13,7 @@ use serde_json::Value;
 use tokio::task::JoinSet;
 
 use super::{Aws, AwsError, classify};
-use crate::arn::{RawTarget, parse_value_from};
+use crate::arn::RawTarget;
 use crate::model::{Desired, ValueRef};
 use crate::observed::*;
 use crate::policy::{INLINE_POLICY_NAME, decode_document};
@@ -739,9 +739,4 @@ fn find_cached(cache: &RevisionCache, id: &str) -> Option<Arc<Value>> {
     }
     let short = crate::arn::task_definition_short(id);
     cache.iter().find(|(arn, _)| crate::arn::task_definition_short(arn) == short).map(|(_, v)| v.clone())
-}
-
-/// Parses a raw `valueFrom` (re-exported for the plan's resolution).
-pub fn raw_target(s: &str) -> Option<RawTarget> {
-    parse_value_from(s).ok()
 }
