@@ -4,7 +4,7 @@ VENV := .venv
 EMULATOR_STAMP := $(VENV)/.installed-$(shell sha256sum scripts/emulator-requirements.txt | cut -c1-12)
 CARGO ?= cargo
 
-.PHONY: build run test lint audit venv help bench
+.PHONY: build run test lint audit venv help bench fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -36,3 +36,13 @@ audit: ## Cargo.lock against the RustSec snapshot in ../shared (offline): no vul
 bench: venv ## benchmark at N = 10, 100, 1000 services (release build); table + bench/results.json
 	$(CARGO) build --release
 	$(VENV)/bin/python scripts/bench.py $(BENCH_SIZES)
+
+FUZZ_CASES ?= 200000
+CRASH_TRIALS ?= 200
+FAULT_SEEDS ?= 25
+fuzz: venv ## long hostile-input and fault run (not in CI): proptest cases, kill -9 trials, fault-proxy seeds
+	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test --lib fuzz
+	SECRETWIRE_CRASH_TRIALS=$(CRASH_TRIALS) SECRETWIRE_CRASH_SEED=$$(date +%s) $(CARGO) test --test it crash:: -- --nocapture
+	for seed in $$(seq 1 $(FAULT_SEEDS)); do \
+	  SECRETWIRE_FAULT_SEED=$$seed $(CARGO) test --test it faults:: || { echo "failed with SECRETWIRE_FAULT_SEED=$$seed"; exit 1; }; \
+	done

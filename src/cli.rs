@@ -116,6 +116,10 @@ pub enum Command {
         /// a role secretwire writes is re-read at once).
         #[arg(long, default_value = "30m", value_parser = duration)]
         reverify_interval: std::time::Duration,
+        /// How long a received message stays invisible to other receivers
+        /// before SQS delivers it again (default: the debounce window plus 2m).
+        #[arg(long, value_parser = duration)]
+        visibility_timeout: Option<std::time::Duration>,
     },
     /// Print the task definition JSON apply would register for a Service.
     Render {
@@ -258,6 +262,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             max_receives,
             failure_backoff,
             reverify_interval,
+            visibility_timeout,
         } => {
             let events = match (events_queue, no_events) {
                 (Some(q), _) => crate::controller::EventsMode::Queue(q),
@@ -275,6 +280,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 max_receives: max_receives.max(1),
                 failure_backoff,
                 reverify: reverify_interval,
+                visibility: visibility_timeout.unwrap_or(debounce + std::time::Duration::from_secs(120)),
             };
             crate::controller::run(cfg, metrics, limits).await?;
             Ok(0)

@@ -51,6 +51,8 @@ pub struct RunConfig {
     pub failure_backoff: Duration,
     /// Roles and KMS keys are re-read at most this often.
     pub reverify: Duration,
+    /// Visibility timeout of received messages (at least the debounce window).
+    pub visibility: Duration,
 }
 
 fn now() -> f64 {
@@ -284,14 +286,21 @@ pub async fn run(cfg: RunConfig, metrics: Arc<Metrics>, limits: crate::aws::limi
     );
 
     let queue = match &cfg.events {
-        EventsMode::Ensure => Some(crate::infra::ensure(&aws, &cfg.controller_id, cfg.max_receives).await?),
+        EventsMode::Ensure => {
+            use backon::{ExponentialBuilder, Retryable};
+            // Transient failures (throttling, 5xx) at startup are ridden out, not fatal.
+            let ensure = || crate::infra::ensure(&aws, &cfg.controller_id, cfg.max_receives);
+            let backoff = ExponentialBuilder::default().with_max_delay(Duration::from_secs(8)).with_max_times(8);
+            Some(ensure.retry(backoff.with_jitter()).when(|e: &AwsError| e.transient).await?)
+        }
         EventsMode::Queue(u) => Some(u.clone()),
         EventsMode::Off => None,
     };
     shared.board().events_queue = queue.clone();
     let (msg_tx, mut msg_rx) = mpsc::channel::<Vec<Message>>(4);
     if let Some(q) = &queue {
-        let visibility = (cfg.debounce + Duration::from_secs(120)).as_secs().min(43_200) as i32;
+        // A message held for its debounce window must not come back meanwhile.
+        let visibility = cfg.visibility.max(cfg.debounce + Duration::from_secs(1)).as_secs().clamp(1, 43_200) as i32;
         tokio::spawn(receive(aws.clone(), q.clone(), visibility, msg_tx, stop_rx.clone()));
         info!(queue = %q, "Listening for rotation events");
     }
@@ -648,12 +657,13 @@ impl Controller {
                 && started < changed + 1.0
                 && self.stale_answered.get(&svc.name).is_none_or(|answered| *answered < changed)
             {
-                stale.push((svc.name.clone(), changed, format!("{what} changed at {}", format_rfc3339(changed))));
+                let why = format!("{what} changed at {}", format_rfc3339(changed));
+                stale.push((svc.name.clone(), changed, why, obs.primary_deployment().map(str::to_string)));
             }
         }
-        for (name, changed, why) in stale {
+        for (name, changed, why, before) in stale {
             info!(service = %name, trigger = %why, "Value changed after the newest deployment: redeploying");
-            match self.redeploy(&name, "stale", &why).await {
+            match self.redeploy(&name, before.as_deref(), "stale", &why).await {
                 Ok(()) => {
                     self.stale_answered.insert(name, changed);
                 }
@@ -665,23 +675,18 @@ impl Controller {
         }
     }
 
-    async fn redeploy(&self, service: &str, reason: &'static str, trigger: &str) -> Result<(), AwsError> {
+    /// Forces a new deployment. `before` is the PRIMARY deployment observed
+    /// before, so a lost answer never turns into a second deployment.
+    async fn redeploy(
+        &self,
+        service: &str,
+        before: Option<&str>,
+        reason: &'static str,
+        trigger: &str,
+    ) -> Result<(), AwsError> {
         let Some(def) = self.desired.services.get(service) else { return Ok(()) };
-        let out = self
-            .rec
-            .aws
-            .ecs
-            .update_service()
-            .cluster(&def.cluster)
-            .service(&def.service_name)
-            .force_new_deployment(true)
-            .send()
-            .await
-            .map_err(|e| classify("UpdateService", e))?;
-        let deployment = out
-            .service()
-            .and_then(|s| s.deployments().iter().find(|d| d.status() == Some("PRIMARY")))
-            .and_then(|d| d.id().map(str::to_string));
+        let deployment =
+            crate::execute::force_new_deployment(&self.rec.aws, &def.cluster, &def.service_name, before).await?;
         self.shared.metrics.redeploys.get_or_create(&ReasonLabels { reason: reason.into() }).inc();
         let mut board = self.shared.board();
         let st = board.object(&ObjectKey::new(Kind::Service, service));
@@ -873,7 +878,7 @@ impl Controller {
         let causes: BTreeSet<String> =
             p.changes.iter().map(|c| format!("{} ({})", c.change.value, c.change.cause)).collect();
         let trigger = causes.into_iter().collect::<Vec<_>>().join(", ");
-        match self.redeploy(&def.name, "rotation", &trigger).await {
+        match self.redeploy(&def.name, svc.primary_deployment(), "rotation", &trigger).await {
             Ok(()) => Ok(()),
             Err(e) => {
                 warn!(service = %name, error = %e, "Redeploy failed");

@@ -234,3 +234,86 @@ fn timestamps_round_trip() {
     assert_eq!(format_rfc3339(1707237828.7), "2024-02-06T16:43:48Z");
     assert_eq!(format_rfc3339(951782400.0), "2000-02-29T00:00:00Z");
 }
+
+/// Property-based fuzzing of the event parser: any JSON, any bytes.
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn json() -> impl Strategy<Value = serde_json::Value> {
+        use serde_json::Value;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<f64>().prop_map(|f| serde_json::json!(f)),
+            prop::sample::select(
+                &[
+                    "aws.secretsmanager",
+                    "aws.ssm",
+                    "RotationSucceeded",
+                    "PutSecretValue",
+                    "Update",
+                    "123456789012",
+                    "999999999999",
+                    "us-east-1",
+                    "eu-west-1",
+                    "2026-11-22T10:00:00Z",
+                    "arn:aws:secretsmanager:us-east-1:123456789012:secret:web/api-AbCdEf",
+                    "/web/db",
+                ][..]
+            )
+            .prop_map(Value::from),
+            ".{0,16}".prop_map(Value::from),
+        ];
+        let keys = &[
+            "source",
+            "detail-type",
+            "detail",
+            "account",
+            "region",
+            "time",
+            "id",
+            "eventName",
+            "eventSource",
+            "requestParameters",
+            "responseElements",
+            "additionalEventData",
+            "SecretId",
+            "secretId",
+            "name",
+            "operation",
+            "type",
+            "awsRegion",
+            "recipientAccountId",
+            "userIdentity",
+            "arn",
+        ][..];
+        leaf.prop_recursive(5, 64, 8, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec((prop::sample::select(keys), inner), 0..8)
+                    .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_json_body_parses_without_panic_and_other_accounts_never_change_anything(body in json()) {
+            let scope = Scope::new("us-east-1", "123456789012");
+            let text = body.to_string();
+            if let Parsed::Change(c) = parse(&text, &scope) {
+                // A change is only ever for this account and region.
+                prop_assert!(!c.value.to_string().contains("999999999999"), "{}", c.value);
+                prop_assert!(!c.value.to_string().contains("eu-west-1"), "{}", c.value);
+            }
+        }
+
+        #[test]
+        fn any_bytes_parse_without_panic(body in ".{0,300}") {
+            let scope = Scope::new("us-east-1", "123456789012");
+            let _ = parse(&body, &scope);
+        }
+    }
+}

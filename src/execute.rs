@@ -316,11 +316,20 @@ async fn run_op(aws: &Aws, op: &Op, done: &mut Executed) -> Result<(), ExecError
             let mut body = body.clone();
             body["tags"] =
                 serde_json::Value::Array(tags.iter().map(|(k, v)| serde_json::json!({"key": k, "value": v})).collect());
-            let arn = (|| async { aws.register_task_definition(&body).await.map_err(ExecError::from) })
-                .retry(backoff())
-                // A role created moments ago may not be usable yet.
-                .when(|e| eventual(e, &["ClientException", "InvalidParameterException"], "role"))
-                .await?;
+            let family = body["family"].as_str().unwrap_or_default().to_string();
+            let arn = (|| async {
+                match aws.register_task_definition(&body).await {
+                    Err(e) if e.ambiguous => match registered_anyway(aws, &family, &body).await? {
+                        Some(arn) => Ok(arn),
+                        None => Err(ExecError::from(e)),
+                    },
+                    res => res.map_err(ExecError::from),
+                }
+            })
+            .retry(backoff())
+            // A role created moments ago may not be usable yet.
+            .when(|e| eventual(e, &["ClientException", "InvalidParameterException"], "role"))
+            .await?;
             info!(task_definition = %arn, "Registered task definition");
             done.registered = Some(arn);
         }
@@ -348,6 +357,72 @@ async fn run_op(aws: &Aws, op: &Op, done: &mut Executed) -> Result<(), ExecError
         }
     }
     Ok(())
+}
+
+/// After a RegisterTaskDefinition whose answer was lost: the family's newest
+/// revision if it is what we sent (so a retry registers no spare revision).
+async fn registered_anyway(aws: &Aws, family: &str, body: &serde_json::Value) -> Result<Option<String>, AwsError> {
+    let newest = aws.describe_task_definition(family).await?;
+    Ok(newest.filter(|td| !crate::taskdef::differs(body, td)).and_then(|td| {
+        let arn = td["taskDefinitionArn"].as_str().map(str::to_string);
+        debug!(task_definition = ?arn, "Registered by an attempt whose answer was lost");
+        arn
+    }))
+}
+
+/// UpdateService(forceNewDeployment) that takes effect once: after an attempt
+/// whose answer was lost, a PRIMARY deployment other than `before` means it
+/// did, and it is not sent again (a second send would be a second deployment).
+/// Returns the new PRIMARY deployment's id.
+pub async fn force_new_deployment(
+    aws: &Aws,
+    cluster: &str,
+    service: &str,
+    before: Option<&str>,
+) -> Result<Option<String>, AwsError> {
+    (|| async {
+        let res = aws
+            .ecs
+            .update_service()
+            .cluster(cluster)
+            .service(service)
+            .force_new_deployment(true)
+            .customize()
+            .config_override(crate::aws::ecs_single_attempt())
+            .send()
+            .await;
+        match res {
+            Ok(out) => Ok(out.service().and_then(primary_deployment)),
+            Err(e) => {
+                let e = classify("UpdateService", e);
+                if !e.ambiguous {
+                    return Err(e);
+                }
+                let out = aws
+                    .ecs
+                    .describe_services()
+                    .cluster(cluster)
+                    .services(service)
+                    .send()
+                    .await
+                    .map_err(|e| classify("DescribeServices", e))?;
+                match out.services().first().and_then(primary_deployment) {
+                    Some(id) if Some(id.as_str()) != before => {
+                        debug!(service = %service, deployment = %id, "Deployment started by an attempt whose answer was lost");
+                        Ok(Some(id))
+                    }
+                    _ => Err(e),
+                }
+            }
+        }
+    })
+    .retry(backoff())
+    .when(|e: &AwsError| e.transient)
+    .await
+}
+
+fn primary_deployment(s: &aws_sdk_ecs::types::Service) -> Option<String> {
+    s.deployments().iter().find(|d| d.status() == Some("PRIMARY")).and_then(|d| d.id().map(str::to_string))
 }
 
 /// Whether `have` carries our ownership tag as `want` has it.

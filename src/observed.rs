@@ -109,6 +109,11 @@ pub struct Deployment {
 }
 
 impl ObservedService {
+    /// The id of the PRIMARY deployment, if any.
+    pub fn primary_deployment(&self) -> Option<&str> {
+        self.deployments.iter().find(|d| d.status == "PRIMARY").map(|d| d.id.as_str())
+    }
+
     /// When the newest deployment started.
     pub fn newest_deployment_start(&self) -> Option<f64> {
         self.deployments.iter().filter_map(|d| d.created_at).fold(None, |acc, t| Some(acc.map_or(t, |a: f64| a.max(t))))

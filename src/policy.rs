@@ -227,7 +227,7 @@ pub fn controller_policy(desired: &Desired, scope: &Scope, run: bool) -> Value {
         .collect();
     let mut st = vec![
         json!({"Sid": "DiscoverWithoutResourceScope", "Effect": "Allow",
-               "Action": ["ssm:DescribeParameters", "secretsmanager:ListSecrets", "kms:ListAliases",
+               "Action": ["ssm:DescribeParameters", "secretsmanager:ListSecrets",
                           "ecs:DescribeTaskDefinition", "iam:GetAccountAuthorizationDetails"],
                "Resource": "*"}),
         json!({"Sid": "DescribeKeys", "Effect": "Allow", "Action": "kms:DescribeKey", "Resource": format!("arn:{p}:kms:{r}:{a}:key/*")}),
@@ -253,7 +253,7 @@ pub fn controller_policy(desired: &Desired, scope: &Scope, run: bool) -> Value {
     }
     if !roles.is_empty() {
         st.push(json!({"Sid": "ReadRoles", "Effect": "Allow",
-                       "Action": ["iam:GetRole", "iam:GetRolePolicy", "iam:ListRolePolicies", "iam:ListAttachedRolePolicies"], "Resource": roles.clone()}));
+                       "Action": ["iam:GetRole", "iam:GetRolePolicy", "iam:ListAttachedRolePolicies"], "Resource": roles.clone()}));
         st.push(json!({"Sid": "CreateRoles", "Effect": "Allow", "Action": ["iam:CreateRole", "iam:TagRole"], "Resource": roles.clone(),
                        "Condition": {"StringLike": {request_tag: "*"}}}));
         st.push(json!({"Sid": "ManageOwnedRoles", "Effect": "Allow",

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 use serde::Serialize;
 use tracing::{info, warn};
 
@@ -51,9 +52,23 @@ pub struct Reconciler {
     pub slow: Arc<SlowCache>,
 }
 
+fn read_backoff() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(std::time::Duration::from_millis(500))
+        .with_max_delay(std::time::Duration::from_secs(8))
+        .with_max_times(4)
+        .with_jitter()
+}
+
 impl Reconciler {
+    /// Reads the account. A read that still fails transiently after the SDK's
+    /// own retries (a throttling storm) is read again, a few times, with backoff.
     async fn observe(&self, desired: &Desired) -> Result<Observed, AwsError> {
-        observe(&self.aws, desired, &self.controller_id, &self.cache, &self.slow, self.concurrency).await
+        (|| observe(&self.aws, desired, &self.controller_id, &self.cache, &self.slow, self.concurrency))
+            .retry(read_backoff())
+            .when(|e: &AwsError| e.transient)
+            .notify(|e, after| warn!(error = %e, retry_in = ?after, "Reading the account failed; reading again"))
+            .await
     }
 
     /// Plans; reads a family's newest revision only when a registration is needed.
@@ -67,7 +82,17 @@ impl Reconciler {
         if p.needs_newest.is_empty() {
             return Ok(p);
         }
-        newest_revisions(&self.aws, &p.needs_newest, observed, &self.cache, self.concurrency).await?;
+        let mut delays = read_backoff().build();
+        loop {
+            match newest_revisions(&self.aws, &p.needs_newest, observed, &self.cache, self.concurrency).await {
+                Ok(()) => break,
+                Err(e) if e.transient => match delays.next() {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => return Err(e),
+                },
+                Err(e) => return Err(e),
+            }
+        }
         Ok(plan_with_options(desired, observed, &self.controller_id, keep_rendered))
     }
 

@@ -16,7 +16,7 @@ use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{
     AfterDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextMut,
 };
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::orchestrator::{HttpResponse, Metadata};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::ConfigBag;
@@ -48,6 +48,10 @@ pub struct AwsError {
     pub code: Option<String>,
     pub message: String,
     pub transient: bool,
+    /// The request may have been carried out although no answer says so
+    /// (timeout, lost connection, 5xx): a retry of a non-idempotent write must
+    /// first look whether the first attempt took effect.
+    pub ambiguous: bool,
 }
 
 impl AwsError {
@@ -56,7 +60,7 @@ impl AwsError {
     }
 
     pub fn other(operation: &'static str, message: impl Into<String>) -> Self {
-        Self { operation, code: None, message: message.into(), transient: false }
+        Self { operation, code: None, message: message.into(), transient: false, ambiguous: false }
     }
 }
 
@@ -77,27 +81,33 @@ const THROTTLING: &[&str] = &[
 ];
 
 /// Classifies any SDK error. Transient: throttling, 5xx, timeouts, I/O.
-pub fn classify<E, R>(operation: &'static str, err: SdkError<E, R>) -> AwsError
+/// Ambiguous (maybe carried out): 5xx, timeouts, and failures after sending.
+pub fn classify<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
+    let fail =
+        |message: String, transient: bool| AwsError { operation, code: None, message, transient, ambiguous: transient };
     match &err {
         SdkError::ServiceError(se) => {
             let e = se.err();
             let code = e.code().map(str::to_string);
-            let transient = code.as_deref().is_some_and(|c| THROTTLING.contains(&c));
-            AwsError { operation, code, message: e.message().unwrap_or("no message").to_string(), transient }
+            let server = se.raw().status().is_server_error();
+            let transient = server || code.as_deref().is_some_and(|c| THROTTLING.contains(&c));
+            let message = e.message().unwrap_or("no message").to_string();
+            AwsError { operation, code, message, transient, ambiguous: server }
         }
-        SdkError::TimeoutError(_) => AwsError { operation, code: None, message: "timed out".into(), transient: true },
-        SdkError::DispatchFailure(d) => {
-            AwsError { operation, code: None, message: format!("could not send the request: {d:?}"), transient: true }
-        }
-        SdkError::ResponseError(_) => {
-            AwsError { operation, code: None, message: "the response could not be read".into(), transient: true }
-        }
-        _ => AwsError { operation, code: None, message: format!("{err}"), transient: false },
+        SdkError::TimeoutError(_) => fail("timed out".into(), true),
+        SdkError::DispatchFailure(d) => fail(format!("could not send the request: {d:?}"), !d.is_user()),
+        SdkError::ResponseError(_) => fail("the response could not be read".into(), true),
+        _ => fail(format!("{err}"), false),
     }
+}
+
+/// For one ECS call, no SDK-level retries: the caller retries itself, after
+/// checking whether an attempt whose answer was lost took effect.
+pub fn ecs_single_attempt() -> aws_sdk_ecs::config::Builder {
+    aws_sdk_ecs::config::Builder::default().retry_config(RetryConfig::disabled())
 }
 
 /// Counts every attempt of every AWS call by service and operation.
@@ -279,7 +289,8 @@ impl Aws {
         }
     }
 
-    /// RegisterTaskDefinition with a wire-shape body sent as is. Returns the new ARN.
+    /// RegisterTaskDefinition with a wire-shape body sent as is, one attempt
+    /// (see `execute` for the retries). Returns the new ARN.
     pub async fn register_task_definition(&self, body: &Value) -> Result<String, AwsError> {
         let bytes = serde_json::to_vec(body).map_err(|e| AwsError::other("RegisterTaskDefinition", e.to_string()))?;
         let family = body["family"].as_str().unwrap_or_default().to_string();
@@ -289,6 +300,7 @@ impl Aws {
             .register_task_definition()
             .family(family)
             .customize()
+            .config_override(ecs_single_attempt())
             .map_request(move |mut req| {
                 let len = bytes.len();
                 *req.body_mut() = SdkBody::from(bytes.clone());

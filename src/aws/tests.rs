@@ -180,3 +180,69 @@ async fn bounded_keeps_order_and_never_exceeds_its_limit() {
     assert_eq!(out, (0..50).map(|i| i * 2).collect::<Vec<_>>());
     assert!(peak.load(Ordering::SeqCst) <= 3, "{}", peak.load(Ordering::SeqCst));
 }
+
+fn ecs(rules: &[&Rule]) -> aws_sdk_ecs::Client {
+    let mut m = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+    for r in rules {
+        m = m.with_rule(r);
+    }
+    let conf = aws_sdk_ecs::Config::builder()
+        .behavior_version(aws_sdk_ecs::config::BehaviorVersion::latest())
+        .region(aws_sdk_ecs::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_ecs::config::Credentials::new("a", "b", None, None, "test"))
+        .http_client(create_mock_http_client())
+        .interceptor(m)
+        .build();
+    aws_sdk_ecs::Client::from_conf(conf)
+}
+
+fn service_with_primary(id: &str) -> aws_sdk_ecs::types::Service {
+    aws_sdk_ecs::types::Service::builder()
+        .service_name("web")
+        .deployments(aws_sdk_ecs::types::Deployment::builder().id(id).status("PRIMARY").build())
+        .build()
+}
+
+fn aws_with_ecs(ecs: aws_sdk_ecs::Client) -> super::Aws {
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+    let mut aws = super::Aws::for_tests(iam(&[]), Scope::new("us-east-1", "123456789012"), metrics);
+    aws.ecs = ecs;
+    aws
+}
+
+/// A 500 after ECS started the deployment: seen in DescribeServices, not sent again.
+#[tokio::test]
+async fn a_forced_deployment_whose_answer_was_lost_is_not_sent_twice() {
+    use aws_sdk_ecs::operation::describe_services::DescribeServicesOutput;
+    let update = mock!(aws_sdk_ecs::Client::update_service)
+        .sequence()
+        .http_status(500, Some(r#"{"__type":"ServerException","message":"internal"}"#.into()))
+        .build();
+    let describe = mock!(aws_sdk_ecs::Client::describe_services)
+        .then_output(|| DescribeServicesOutput::builder().services(service_with_primary("ecs-svc/new")).build());
+    let aws = aws_with_ecs(ecs(&[&update, &describe]));
+    let id = crate::execute::force_new_deployment(&aws, "prod", "web", Some("ecs-svc/old")).await.unwrap();
+    assert_eq!(id.as_deref(), Some("ecs-svc/new"));
+    assert_eq!(update.num_calls(), 1, "one UpdateService: the first one took effect");
+}
+
+/// A 500 that did not take effect (PRIMARY unchanged), and a throttling
+/// error: both sent again, until ECS answers.
+#[tokio::test]
+async fn a_forced_deployment_that_did_not_happen_is_sent_again() {
+    use aws_sdk_ecs::operation::describe_services::DescribeServicesOutput;
+    use aws_sdk_ecs::operation::update_service::UpdateServiceOutput;
+    let update = mock!(aws_sdk_ecs::Client::update_service)
+        .sequence()
+        .http_status(500, Some(r#"{"__type":"ServerException","message":"internal"}"#.into()))
+        .http_status(400, Some(r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#.into()))
+        .output(|| UpdateServiceOutput::builder().service(service_with_primary("ecs-svc/new")).build())
+        .build();
+    let describe = mock!(aws_sdk_ecs::Client::describe_services)
+        .then_output(|| DescribeServicesOutput::builder().services(service_with_primary("ecs-svc/old")).build());
+    let aws = aws_with_ecs(ecs(&[&update, &describe]));
+    let id = crate::execute::force_new_deployment(&aws, "prod", "web", Some("ecs-svc/old")).await.unwrap();
+    assert_eq!(id.as_deref(), Some("ecs-svc/new"));
+    assert_eq!(update.num_calls(), 3);
+    assert_eq!(describe.num_calls(), 1, "only the ambiguous failure is checked");
+}

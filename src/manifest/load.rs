@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::diag::Diagnostic;
@@ -91,10 +92,22 @@ fn is_manifest(path: &Path) -> bool {
 /// Reads a file as UTF-8 text, or explains why it cannot.
 pub fn read_text(path: &Path) -> Result<String, Diagnostic> {
     let meta = fs::metadata(path).map_err(|e| Diagnostic::file(path, format!("cannot read file: {e}")))?;
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(Diagnostic::file(path, format!("file is larger than {MAX_FILE_BYTES} bytes")));
+    if !meta.is_file() {
+        // A FIFO or device would block or never end.
+        return Err(Diagnostic::file(path, "cannot read file: not a regular file"));
     }
-    let bytes = fs::read(path).map_err(|e| Diagnostic::file(path, format!("cannot read file: {e}")))?;
+    let too_big = || Diagnostic::file(path, format!("file is larger than {MAX_FILE_BYTES} bytes"));
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
+    // Bounded even if the file grows between the size check and the read.
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| Diagnostic::file(path, format!("cannot read file: {e}")))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
     String::from_utf8(bytes).map_err(|e| {
         let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         let line = valid.iter().filter(|b| **b == b'\n').count() as u64 + 1;

@@ -317,3 +317,181 @@ fn mutated_manifests_never_panic_and_every_rejection_is_located() {
     }
     assert!(rejected > 1000, "the mutations must reach the validator's error paths: {rejected} rejected");
 }
+
+/// Property-based fuzzing (proptest) of the loader. `make test` runs the
+/// default number of cases; `make fuzz` sets `PROPTEST_CASES` high. A failure
+/// is shrunk to a minimal input and replayable from proptest's seed file.
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Keys the schema knows, so generated documents reach deep into validation.
+    const KEYS: &[&str] = &[
+        "apiVersion",
+        "kind",
+        "metadata",
+        "name",
+        "spec",
+        "cluster",
+        "serviceName",
+        "taskDefinition",
+        "family",
+        "template",
+        "executionRole",
+        "taskRole",
+        "roleName",
+        "adopt",
+        "managedPolicyArns",
+        "statements",
+        "effect",
+        "actions",
+        "resources",
+        "conditions",
+        "containers",
+        "secrets",
+        "logSecrets",
+        "repositoryCredentials",
+        "parameter",
+        "secret",
+        "valueFrom",
+        "jsonKey",
+        "versionStage",
+        "versionId",
+        "type",
+        "kmsKeyId",
+        "description",
+        "initialValue",
+        "generate",
+        "length",
+        "fromEnv",
+        "json",
+        "tags",
+        "redeployOnChange",
+        "excludePunctuation",
+        "sid",
+        "x",
+    ];
+    const WORDS: &[&str] = &[
+        "secretwire.dev/v1alpha1",
+        "Service",
+        "Parameter",
+        "Secret",
+        "SecureString",
+        "String",
+        "web",
+        "/web/db",
+        "web/api",
+        "prod",
+        "AWSPREVIOUS",
+        "AWSCURRENT",
+        "alias/web",
+        "Allow",
+        "Deny",
+        "s3:GetObject",
+        "*",
+        "arn:aws:ssm:us-east-1:123456789012:parameter/web/db",
+        "arn:aws:secretsmanager:us-east-1:1:secret:x",
+        "../../etc/passwd",
+        "taskdefs/web.json",
+        "",
+        "\u{0}",
+        "ü",
+        "-1",
+        "99999999999999999999",
+    ];
+
+    fn tree() -> impl Strategy<Value = serde_json::Value> {
+        use serde_json::Value;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            prop::sample::select(WORDS).prop_map(Value::from),
+            ".{0,12}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(5, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec((prop::sample::select(KEYS), inner), 0..6)
+                    .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
+            ]
+        })
+    }
+
+    /// A document shaped like a manifest (known kind and apiVersion, some of the
+    /// time), its body generated: JSON is YAML, so it goes through the real loader.
+    fn object() -> impl Strategy<Value = serde_json::Value> {
+        prop::collection::vec((prop::sample::select(KEYS), tree()), 0..8)
+            .prop_map(|kv| serde_json::Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect()))
+    }
+
+    fn document() -> impl Strategy<Value = String> {
+        let metadata = prop_oneof![
+            3 => prop::sample::select(WORDS).prop_map(|n| serde_json::json!({"name": n})),
+            1 => tree(),
+        ];
+        let kinds = prop::sample::select(&["Service", "Parameter", "Secret", "Nope"][..]);
+        (kinds, prop::bool::weighted(0.9), metadata, object()).prop_map(|(kind, good_api, metadata, spec)| {
+            let api = if good_api { "secretwire.dev/v1alpha1" } else { "v9" };
+            serde_json::json!({"apiVersion": api, "kind": kind, "metadata": metadata, "spec": spec}).to_string()
+        })
+    }
+
+    /// Mostly printable ASCII, sometimes any byte (invalid UTF-8 is one rejection only).
+    fn byte() -> impl Strategy<Value = u8> {
+        prop_oneof![20 => 0x20u8..0x7f, 2 => Just(b'\n'), 1 => any::<u8>()]
+    }
+
+    fn assert_located(dir: &Path, file: &Path) -> Result<(), TestCaseError> {
+        let (_, diags) =
+            std::panic::catch_unwind(|| load_dir(dir)).map_err(|_| TestCaseError::fail("the loader panicked"))?;
+        for d in &diags {
+            prop_assert_eq!(&d.path, file, "{}", d);
+            prop_assert!(!d.message.is_empty());
+            prop_assert!(d.line > 0 || d.column == 0, "{}", d);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn generated_documents_never_panic_and_every_rejection_is_located(
+            docs in prop::collection::vec(document(), 1..4)
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("m.yaml");
+            fs::write(&file, docs.join("\n---\n")).unwrap();
+            assert_located(dir.path(), &file)?;
+        }
+
+        #[test]
+        fn mutated_valid_manifests_never_panic_and_every_rejection_is_located(
+            edits in prop::collection::vec((0.0f64..1.0, 0usize..6, prop::collection::vec(byte(), 0..8)), 1..6)
+        ) {
+            let mut bytes = SERVICE.as_bytes().to_vec();
+            for (at, kind, data) in edits {
+                let at = ((bytes.len() as f64) * at) as usize;
+                match kind {
+                    0 => bytes.splice(at..at, data.iter().copied()).for_each(drop),
+                    1 => bytes.drain(at..(at + data.len()).min(bytes.len())).for_each(drop),
+                    2 => bytes.truncate(at),
+                    3 => {
+                        let chunk = bytes[at..(at + 8 * data.len()).min(bytes.len())].to_vec();
+                        bytes.splice(at..at, chunk).for_each(drop);
+                    }
+                    4 => bytes.splice(at..at, b": - [{&*!'\"#\n\t".iter().copied().skip(data.len())).for_each(drop),
+                    _ => {
+                        if let Some(b) = bytes.get_mut(at) {
+                            *b = data.first().copied().unwrap_or(b' ');
+                        }
+                    }
+                }
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("m.yaml");
+            fs::write(&file, &bytes).unwrap();
+            assert_located(dir.path(), &file)?;
+        }
+    }
+}

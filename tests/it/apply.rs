@@ -415,3 +415,58 @@ async fn the_client_side_rate_limiter_spaces_calls_of_one_api() {
     bad.assert_code(1);
     assert!(bad.stderr.contains("Service:Operation=RATE"), "{}", bad.stderr);
 }
+
+/// Runs `secretwire validate` unable to bypass file permissions: as root
+/// (CI), without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH.
+fn validate_without_root_privileges(dir: &str) -> Run {
+    let root = String::from_utf8(std::process::Command::new("id").arg("-u").output().unwrap().stdout).unwrap();
+    let mut cmd = if root.trim() == "0" {
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--bounding-set=-dac_override,-dac_read_search", "--", env!("CARGO_BIN_EXE_secretwire")]);
+        c
+    } else {
+        std::process::Command::new(env!("CARGO_BIN_EXE_secretwire"))
+    };
+    let mut child = cmd
+        .args(["validate", "-m", dir])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run secretwire validate");
+    // A loader that blocks (on a FIFO, say) fails here instead of hanging the suite.
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > end {
+            child.kill().unwrap();
+            panic!("validate did not finish within 30 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Run::from(child.wait_with_output().unwrap())
+}
+
+#[test]
+fn unreadable_files_directories_and_fifos_are_clear_errors_not_hangs() {
+    use std::os::unix::fs::PermissionsExt;
+    let repo = example_repo();
+    let worker = repo.path().join("services/worker.yaml");
+    std::fs::set_permissions(&worker, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let locked = repo.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::write(locked.join("more.yaml"), "kind: Secret\n").unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let fifo = repo.path().join("pipe.yaml");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+
+    let run = validate_without_root_privileges(&path_arg(&repo));
+    // Let the temporary directory be removed.
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    run.assert_code(1);
+    for (path, why) in [
+        (worker.display().to_string(), "cannot read file: Permission denied"),
+        (locked.display().to_string(), "cannot read directory: Permission denied"),
+        (fifo.display().to_string(), "cannot read file: not a regular file"),
+    ] {
+        assert!(run.stderr.lines().any(|l| l.starts_with(&path) && l.contains(why)), "{path}: {why}\n{}", run.stderr);
+    }
+}

@@ -103,6 +103,21 @@ impl Moto {
     }
 }
 
+impl Moto {
+    /// `POST /moto-api/reset`: every resource gone, as on a new account.
+    pub fn reset(&self) {
+        use std::io::{Read, Write};
+        let addr = self.url.trim_start_matches("http://");
+        let mut s = std::net::TcpStream::connect(addr).expect("connect to moto");
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        write!(s, "POST /moto-api/reset HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        assert!(out.starts_with("HTTP/1.1 200") || out.starts_with("HTTP/1.0 200"), "reset: {out}");
+    }
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -174,7 +189,13 @@ pub struct Running {
 impl Moto {
     /// Starts `secretwire run` on a free port; returns once it serves HTTP.
     pub fn start_run(&self, dir: &Path, args: &[&str]) -> Running {
-        let mut cmd = self.command();
+        start_run_with(self.command(), dir, args)
+    }
+}
+
+/// Starts `secretwire run` from a prepared command (e.g. pointed at a proxy).
+pub fn start_run_with(mut cmd: Command, dir: &Path, args: &[&str]) -> Running {
+    {
         let dir = dir.display().to_string();
         cmd.args(["run", "-m", &dir, "--listen", "127.0.0.1:0"]).args(args);
         cmd.env("REGISTRY_CREDENTIALS", REGISTRY_CREDENTIALS).stdout(Stdio::null()).stderr(Stdio::piped());
@@ -250,6 +271,12 @@ impl Running {
 
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    /// SIGKILL: no cleanup, as when a host dies.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
     }
 
     /// SIGTERM; returns the exit code.

@@ -3,5 +3,8 @@
 //! relinks the whole AWS SDK.
 
 mod apply;
+mod crash;
+mod faultproxy;
+mod faults;
 mod harness;
 mod run;
