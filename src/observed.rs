@@ -23,14 +23,14 @@ pub struct Observed {
     /// By the key id as written (alias, key id or ARN).
     pub keys: BTreeMap<String, KmsKey>,
     /// By role name. Absent: the role does not exist.
-    pub roles: BTreeMap<String, ObservedRole>,
+    pub roles: BTreeMap<String, std::sync::Arc<ObservedRole>>,
     /// By `(cluster, service name)`. Absent: not found.
     pub services: BTreeMap<(String, String), ObservedService>,
     /// Newest ACTIVE revision by family, in wire shape: absent = not read
     /// (only read when a registration is needed), `None` = the family has none.
-    pub newest_revisions: BTreeMap<String, Option<Arc<Value>>>,
+    pub newest_revisions: BTreeMap<String, Option<Arc<Revision>>>,
     /// Revisions by ARN (immutable, so safe to cache for ever; shared with the cache).
-    pub revisions: BTreeMap<String, Arc<Value>>,
+    pub revisions: BTreeMap<String, Arc<Revision>>,
 }
 
 impl Observed {
@@ -82,9 +82,9 @@ pub struct KmsKey {
 pub struct ObservedRole {
     pub name: String,
     pub arn: String,
-    pub trust: Value,
+    pub trust: crate::policy::CanonicalDocument,
     /// The `secretwire` inline policy, if any.
-    pub inline_policy: Option<Value>,
+    pub inline_policy: Option<crate::policy::CanonicalDocument>,
     pub managed_policy_arns: BTreeSet<String>,
     pub tags: Tags,
 }
@@ -117,6 +117,24 @@ impl ObservedService {
     /// When the newest deployment started.
     pub fn newest_deployment_start(&self) -> Option<f64> {
         self.deployments.iter().filter_map(|d| d.created_at).fold(None, |acc, t| Some(acc.map_or(t, |a: f64| a.max(t))))
+    }
+}
+
+/// A task definition revision, kept as its JSON text: a revision never
+/// changes, and parsed it costs several times its text (a thousand services
+/// keep a thousand in the cache). Parsed when a plan needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Revision(Box<str>);
+
+impl Revision {
+    pub fn value(&self) -> Value {
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+    }
+}
+
+impl From<&Value> for Revision {
+    fn from(v: &Value) -> Self {
+        Self(v.to_string().into_boxed_str())
     }
 }
 

@@ -525,9 +525,11 @@ impl Planner<'_> {
         };
         // The task definition: base with our wiring.
         let td_resource = format!("task definition {}", def.family);
+        // Parsed once here, dropped when this service is planned.
+        let running: Option<Value> = self.o.revisions.get(&svc.task_definition).map(|r| r.value());
         let base = match &def.template {
             Some(t) => Some(t),
-            None => self.o.revisions.get(&svc.task_definition).map(|r| &**r),
+            None => running.as_ref(),
         };
         let Some(base) = base else {
             plan.problems.push(Problem {
@@ -571,16 +573,15 @@ impl Planner<'_> {
         }
         // The revision the service runs is the first candidate (cached, immutable);
         // the family's newest only matters when that one differs.
-        let running_def = self
-            .o
-            .revisions
-            .get(&svc.task_definition)
-            .map(|r| &**r)
-            .filter(|r| r["family"].as_str() == Some(def.family.as_str()));
+        let running_def = running.as_ref().filter(|r| r["family"].as_str() == Some(def.family.as_str()));
+        let newest_parsed: Option<Value>;
         let newest = match running_def {
             Some(r) if !pending && !taskdef::differs(&rendered, r) => Some(r),
             _ => match self.o.newest_revisions.get(&def.family) {
-                Some(n) => n.as_deref(),
+                Some(n) => {
+                    newest_parsed = n.as_ref().map(|r| r.value());
+                    newest_parsed.as_ref()
+                }
                 None => {
                     needs_newest.insert(def.family.clone());
                     None
@@ -696,12 +697,12 @@ impl Planner<'_> {
             what.push(if adopting { "adopt: add ownership tags".to_string() } else { "tags".to_string() });
             ops.push(Op::TagRole { name: role.name.clone(), tags: add });
         }
-        if !policy::same_document(&trust, &obs.trust) {
+        if !obs.trust.matches(&trust) {
             what.push("trust policy".into());
             ops.push(Op::UpdateTrust { name: role.name.clone(), trust });
         }
         match (&inline, &obs.inline_policy) {
-            (Some(want), Some(have)) if policy::same_document(want, have) => {}
+            (Some(want), Some(have)) if have.matches(want) => {}
             (Some(want), _) => {
                 what.push(format!("inline policy {}", policy::INLINE_POLICY_NAME));
                 ops.push(Op::PutRolePolicy { name: role.name.clone(), document: want.clone() });

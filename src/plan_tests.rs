@@ -55,8 +55,8 @@ fn account(full_arns: bool) -> Observed {
     let td = json!({"taskDefinitionArn": "arn:aws:ecs:us-east-1:123456789012:task-definition/web:1", "family": "web", "revision": 1,
                     "containerDefinitions": [{"name": "web", "image": "httpd", "essential": true}]});
     let running = if full_arns { "arn:aws:ecs:us-east-1:123456789012:task-definition/web:1" } else { "web:1" };
-    o.revisions.insert(running.into(), std::sync::Arc::new(td.clone()));
-    o.newest_revisions.insert("web".into(), Some(std::sync::Arc::new(td)));
+    o.revisions.insert(running.into(), std::sync::Arc::new((&td).into()));
+    o.newest_revisions.insert("web".into(), Some(std::sync::Arc::new((&td).into())));
     o.services.insert(
         ("prod".into(), "web".into()),
         ObservedService {
@@ -97,26 +97,34 @@ fn simulate(o: &mut Observed, plan: &Plan, full_arns: bool, kinds: &[Kind]) {
                     let arn = o.scope.role_arn(&name);
                     o.roles.insert(
                         name.clone(),
-                        ObservedRole {
+                        std::sync::Arc::new(ObservedRole {
                             name,
                             arn,
-                            trust,
+                            trust: (&trust).into(),
                             inline_policy: None,
                             managed_policy_arns: Default::default(),
                             tags,
-                        },
+                        }),
                     );
                 }
-                Op::UpdateTrust { name, trust } => o.roles.get_mut(&name).unwrap().trust = trust,
-                Op::PutRolePolicy { name, document } => o.roles.get_mut(&name).unwrap().inline_policy = Some(document),
-                Op::DeleteRolePolicy { name } => o.roles.get_mut(&name).unwrap().inline_policy = None,
+                Op::UpdateTrust { name, trust } => {
+                    std::sync::Arc::make_mut(o.roles.get_mut(&name).unwrap()).trust = (&trust).into()
+                }
+                Op::PutRolePolicy { name, document } => {
+                    std::sync::Arc::make_mut(o.roles.get_mut(&name).unwrap()).inline_policy = Some((&document).into())
+                }
+                Op::DeleteRolePolicy { name } => {
+                    std::sync::Arc::make_mut(o.roles.get_mut(&name).unwrap()).inline_policy = None
+                }
                 Op::AttachPolicy { name, arn } => {
-                    o.roles.get_mut(&name).unwrap().managed_policy_arns.insert(arn);
+                    std::sync::Arc::make_mut(o.roles.get_mut(&name).unwrap()).managed_policy_arns.insert(arn);
                 }
                 Op::DetachPolicy { name, arn } => {
-                    o.roles.get_mut(&name).unwrap().managed_policy_arns.remove(&arn);
+                    std::sync::Arc::make_mut(o.roles.get_mut(&name).unwrap()).managed_policy_arns.remove(&arn);
                 }
-                Op::TagRole { name, tags } => o.roles.get_mut(&name).unwrap().tags.extend(tags),
+                Op::TagRole { name, tags } => {
+                    std::sync::Arc::make_mut(o.roles.get_mut(&name).unwrap()).tags.extend(tags)
+                }
                 Op::RegisterTaskDefinition { mut body, .. } => {
                     let family = body["family"].as_str().unwrap().to_string();
                     let rev = o
@@ -124,14 +132,14 @@ fn simulate(o: &mut Observed, plan: &Plan, full_arns: bool, kinds: &[Kind]) {
                         .get(&family)
                         .cloned()
                         .flatten()
-                        .map_or(0, |n| n["revision"].as_u64().unwrap())
+                        .map_or(0, |n| n.value()["revision"].as_u64().unwrap())
                         + 1;
                     let arn = format!("arn:aws:ecs:us-east-1:123456789012:task-definition/{family}:{rev}");
                     body["taskDefinitionArn"] = json!(arn);
                     body["revision"] = json!(rev);
                     body["status"] = json!("ACTIVE");
-                    o.newest_revisions.insert(family, Some(std::sync::Arc::new(body.clone())));
-                    o.revisions.insert(arn.clone(), std::sync::Arc::new(body));
+                    o.newest_revisions.insert(family, Some(std::sync::Arc::new((&body).into())));
+                    o.revisions.insert(arn.clone(), std::sync::Arc::new((&body).into()));
                     registered = Some(arn);
                 }
                 Op::UpdateService { cluster, service, task_definition } => {
@@ -170,7 +178,7 @@ fn plan_apply_plan_converges_with_aws_and_emulator_answers() {
         assert!(doc.contains("arn:aws:ssm:us-east-1:123456789012:parameter/web/db"));
         assert!(doc.contains("arn:aws:secretsmanager:us-east-1:123456789012:secret:web/api-AbCdEf"));
         assert!(doc.contains("arn:aws:kms:us-east-1:123456789012:key/k1"), "customer managed key granted");
-        let newest = o.newest_revisions["web"].as_ref().unwrap();
+        let newest = o.newest_revisions["web"].as_ref().unwrap().value();
         assert_eq!(
             newest["containerDefinitions"][0]["secrets"][1]["valueFrom"],
             "arn:aws:secretsmanager:us-east-1:123456789012:secret:web/api-AbCdEf:user::"

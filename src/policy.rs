@@ -187,6 +187,31 @@ pub fn same_document(a: &Value, b: &Value) -> bool {
     canonical(a) == canonical(b)
 }
 
+/// An observed policy document, kept as the text of its canonical form: all
+/// a plan does with it is compare, and parsed it costs several times more
+/// (a thousand services keep a thousand roles).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CanonicalDocument(Box<str>);
+
+impl CanonicalDocument {
+    /// Whether `doc` means the same policy.
+    pub fn matches(&self, doc: &Value) -> bool {
+        *self.0 == *canonical(doc).to_string()
+    }
+}
+
+impl From<&Value> for CanonicalDocument {
+    fn from(doc: &Value) -> Self {
+        Self(canonical(doc).to_string().into_boxed_str())
+    }
+}
+
+impl std::fmt::Display for CanonicalDocument {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// The IAM policy secretwire itself needs for these manifests.
 pub fn controller_policy(desired: &Desired, scope: &Scope, run: bool) -> Value {
     let Scope { partition: p, region: r, account: a } = scope;

@@ -277,9 +277,9 @@ impl Aws {
         match res {
             Ok(_) => {
                 let body = capture.0.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_default();
-                let v: Value = serde_json::from_slice(&body)
+                let mut v: Value = serde_json::from_slice(&body)
                     .map_err(|e| AwsError::other("DescribeTaskDefinition", format!("response is not JSON: {e}")))?;
-                Ok(v.get("taskDefinition").cloned())
+                Ok(v.get_mut("taskDefinition").map(serde_json::Value::take))
             }
             Err(e) => {
                 let e = classify("DescribeTaskDefinition", e);

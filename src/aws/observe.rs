@@ -19,7 +19,7 @@ use crate::observed::*;
 use crate::policy::{INLINE_POLICY_NAME, decode_document};
 
 /// Task definition revisions by ARN, shared across passes.
-pub type RevisionCache = Arc<Mutex<HashMap<String, Arc<Value>>>>;
+pub type RevisionCache = Arc<Mutex<HashMap<String, Arc<Revision>>>>;
 
 /// Roles and KMS keys change rarely: `run` re-reads them every `reverify`
 /// instead of every pass (zero: every time). A role secretwire itself writes
@@ -27,9 +27,12 @@ pub type RevisionCache = Arc<Mutex<HashMap<String, Arc<Value>>>>;
 #[derive(Debug, Default)]
 pub struct SlowCache {
     pub reverify: std::time::Duration,
-    roles: Mutex<HashMap<String, (Option<ObservedRole>, std::time::Instant)>>,
-    keys: Mutex<HashMap<String, (Option<KmsKey>, std::time::Instant)>>,
+    roles: Remembered<Arc<ObservedRole>>,
+    keys: Remembered<KmsKey>,
 }
+
+/// By name: what was found (or that nothing was), and when it was read.
+type Remembered<T> = Mutex<HashMap<String, (Option<T>, std::time::Instant)>>;
 
 impl SlowCache {
     pub fn new(reverify: std::time::Duration) -> Self {
@@ -143,7 +146,7 @@ pub(crate) async fn roles_for_tests(
     aws: &Aws,
     w: &Wanted,
     slow: &SlowCache,
-) -> Result<BTreeMap<String, ObservedRole>, AwsError> {
+) -> Result<BTreeMap<String, Arc<ObservedRole>>, AwsError> {
     roles(aws, &w.roles, slow, 4).await
 }
 
@@ -478,12 +481,12 @@ async fn roles(
     wanted: &BTreeSet<String>,
     slow: &SlowCache,
     concurrency: usize,
-) -> Result<BTreeMap<String, ObservedRole>, AwsError> {
+) -> Result<BTreeMap<String, Arc<ObservedRole>>, AwsError> {
     let (mut out, stale) = slow.split(&slow.roles, wanted.iter().cloned());
     if stale.is_empty() {
         return Ok(out);
     }
-    let mut read = if stale.len() > ROLES_BY_AUTHORIZATION_DETAILS {
+    let read = if stale.len() > ROLES_BY_AUTHORIZATION_DETAILS {
         roles_by_authorization_details(aws, &stale).await?
     } else {
         let results = bounded(stale.iter().cloned().collect(), concurrency, |name| {
@@ -499,6 +502,8 @@ async fn roles(
         }
         read
     };
+    // Shared with the cache, not copied: a role's documents are the bulk of it.
+    let mut read: BTreeMap<String, Arc<ObservedRole>> = read.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
     SlowCache::store(&slow.roles, &stale, &mut read);
     out.extend(read);
     Ok(out)
@@ -527,13 +532,15 @@ async fn roles_by_authorization_details(
             }
             let decode = |d: &str| decode_document(d).map_err(|m| AwsError::other("GetAccountAuthorizationDetails", m));
             let trust = r.assume_role_policy_document().map(decode).transpose()?.unwrap_or(Value::Null);
+            let trust = (&trust).into();
             let inline_policy = r
                 .role_policy_list()
                 .iter()
                 .find(|p| p.policy_name() == Some(INLINE_POLICY_NAME))
                 .and_then(|p| p.policy_document())
                 .map(decode)
-                .transpose()?;
+                .transpose()?
+                .map(|d| (&d).into());
             out.insert(
                 name.to_string(),
                 ObservedRole {
@@ -574,8 +581,9 @@ pub async fn read_role(iam: &aws_sdk_iam::Client, name: &str) -> Result<Option<O
         .transpose()
         .map_err(|m| AwsError::other("GetRole", m))?
         .unwrap_or(Value::Null);
+    let trust = (&trust).into();
     let inline_policy = match iam.get_role_policy().role_name(name).policy_name(INLINE_POLICY_NAME).send().await {
-        Ok(p) => Some(decode_document(p.policy_document()).map_err(|m| AwsError::other("GetRolePolicy", m))?),
+        Ok(p) => Some((&decode_document(p.policy_document()).map_err(|m| AwsError::other("GetRolePolicy", m))?).into()),
         Err(e) => {
             let e = classify("GetRolePolicy", e);
             if e.is_code(&["NoSuchEntity"]) {
@@ -723,16 +731,16 @@ pub async fn newest_revisions(
     Ok(())
 }
 
-fn remember(cache: &RevisionCache, td: Value) -> Arc<Value> {
-    let td = Arc::new(td);
+fn remember(cache: &RevisionCache, td: Value) -> Arc<Revision> {
+    let rev = Arc::new(Revision::from(&td));
     if let Some(arn) = td["taskDefinitionArn"].as_str() {
-        cache.lock().unwrap_or_else(|e| e.into_inner()).insert(arn.to_string(), td.clone());
+        cache.lock().unwrap_or_else(|e| e.into_inner()).insert(arn.to_string(), rev.clone());
     }
-    td
+    rev
 }
 
 /// Looks a revision up by ARN or by `family:revision` (emulators echo the short form).
-fn find_cached(cache: &RevisionCache, id: &str) -> Option<Arc<Value>> {
+fn find_cached(cache: &RevisionCache, id: &str) -> Option<Arc<Revision>> {
     let cache = cache.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(v) = cache.get(id) {
         return Some(v.clone());

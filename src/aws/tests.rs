@@ -76,8 +76,8 @@ async fn url_encoded_role_documents_from_real_iam_compare_equal() {
     });
     let client = iam(&[&get_role, &get_policy, &attached]);
     let role = read_role(&client, "web-execution").await.unwrap().unwrap();
-    assert!(policy::same_document(&role.trust, &trust), "{}", role.trust);
-    assert!(policy::same_document(role.inline_policy.as_ref().unwrap(), &inline));
+    assert!(role.trust.matches(&trust), "{}", role.trust);
+    assert!(role.inline_policy.as_ref().unwrap().matches(&inline));
     assert_eq!(role.tags["secretwire.dev/managed-by"], "default");
     assert!(role.managed_policy_arns.contains("arn:aws:iam::aws:policy/x"));
 }
@@ -156,8 +156,8 @@ async fn many_roles_are_read_in_one_authorization_details_call() {
     assert_eq!(third.len(), 10);
     assert!(!third.contains_key("svc-3-execution"));
     let r = &roles["svc-3-execution"];
-    assert!(policy::same_document(&r.trust, &policy::execution_trust(&scope)));
-    assert_eq!(r.inline_policy.as_ref().unwrap()["Version"], "2012-10-17");
+    assert!(r.trust.matches(&policy::execution_trust(&scope)));
+    assert!(r.inline_policy.as_ref().unwrap().to_string().contains(r#""Version":"2012-10-17""#));
     assert_eq!(r.tags["secretwire.dev/managed-by"], "default");
 }
 
