@@ -9,7 +9,7 @@ use std::time::Duration;
 use aws_sdk_secretsmanager::types::Tag as SmTag;
 use aws_sdk_ssm::types::{ParameterType as SsmType, ResourceTypeForTagging, Tag as SsmTag};
 use backon::{ExponentialBuilder, Retryable};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::aws::{Aws, AwsError, classify};
 use crate::model::ParameterType;
@@ -333,7 +333,7 @@ async fn run_op(aws: &Aws, op: &Op, done: &mut Executed) -> Result<(), ExecError
             info!(task_definition = %arn, "Registered task definition");
             done.registered = Some(arn);
         }
-        Op::UpdateService { cluster, service, task_definition } => {
+        Op::UpdateService { cluster, service, task_definition, service_arn, digest } => {
             let td = task_definition.clone().or_else(|| done.registered.clone()).ok_or_else(|| {
                 ExecError::Aws(AwsError::other(
                     "UpdateService",
@@ -354,6 +354,25 @@ async fn run_op(aws: &Aws, op: &Op, done: &mut Executed) -> Result<(), ExecError
             .when(|e| eventual(e, &["InvalidParameterException", "ClientException"], "role"))
             .await?;
             info!(cluster = %cluster, service = %service, task_definition = %td, "Updated service");
+            // Lets the next apply see "unchanged" without reading the revision. Not
+            // fatal: without it, the next apply reads the revision instead.
+            let applied = format!("{} {digest}", crate::arn::task_definition_short(&td));
+            let tag = aws_sdk_ecs::types::Tag::builder().key(crate::observed::TAG_APPLIED).value(applied).build();
+            let tagged = (|| async {
+                aws.ecs
+                    .tag_resource()
+                    .resource_arn(service_arn)
+                    .tags(tag.clone())
+                    .send()
+                    .await
+                    .map_err(|e| ExecError::from(classify("TagResource", e)))
+            })
+            .retry(backoff())
+            .when(transient)
+            .await;
+            if let Err(e) = tagged {
+                warn!(service = %service, error = %e, "Could not record the applied revision on the service");
+            }
         }
     }
     Ok(())

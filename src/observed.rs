@@ -10,6 +10,8 @@ use crate::arn::Scope;
 
 pub const TAG_MANAGED_BY: &str = "secretwire.dev/managed-by";
 pub const TAG_SOURCE: &str = "secretwire.dev/source";
+/// On an ECS service: the revision apply deployed and the digest of what it was rendered from.
+pub const TAG_APPLIED: &str = "secretwire.dev/applied";
 
 pub type Tags = BTreeMap<String, String>;
 
@@ -30,7 +32,10 @@ pub struct Observed {
     /// (only read when a registration is needed), `None` = the family has none.
     pub newest_revisions: BTreeMap<String, Option<Arc<Revision>>>,
     /// Revisions by ARN (immutable, so safe to cache for ever; shared with the cache).
+    /// Read only when a plan needs one.
     pub revisions: BTreeMap<String, Arc<Revision>>,
+    /// Revisions read and not found.
+    pub revisions_missing: BTreeSet<String>,
 }
 
 impl Observed {
@@ -44,6 +49,7 @@ impl Observed {
             services: BTreeMap::new(),
             newest_revisions: BTreeMap::new(),
             revisions: BTreeMap::new(),
+            revisions_missing: BTreeSet::new(),
         }
     }
 }
@@ -97,6 +103,8 @@ pub struct ObservedService {
     pub task_definition: String,
     pub deployment_controller: String,
     pub deployments: Vec<Deployment>,
+    /// Tag `secretwire.dev/applied`: `family:revision digest` as apply last deployed it.
+    pub applied: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

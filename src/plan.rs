@@ -22,6 +22,10 @@ pub struct Plan {
     /// (a registration is needed and it may already exist).
     #[serde(skip)]
     pub needs_newest: BTreeSet<String>,
+    /// Revisions services run that must be read before the plan is final
+    /// (the service's `secretwire.dev/applied` tag does not vouch for them).
+    #[serde(skip)]
+    pub needs_running: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -152,10 +156,13 @@ pub enum Op {
         tags: Tags,
     },
     /// `task_definition: None` means "the revision registered just before".
+    /// `digest` is recorded on the service with the revision (`secretwire.dev/applied`).
     UpdateService {
         cluster: String,
         service: String,
         task_definition: Option<String>,
+        service_arn: String,
+        digest: String,
     },
 }
 
@@ -264,11 +271,11 @@ pub fn plan_with_options(desired: &Desired, observed: &Observed, controller_id: 
     for key in &desired.invalid {
         p.troubled.insert(key.clone(), "its manifest is invalid".into());
     }
-    let mut needs_newest = BTreeSet::new();
+    let (mut needs_newest, mut needs_running) = (BTreeSet::new(), BTreeSet::new());
     for def in desired.services.values() {
-        objects.push(p.service(def, &mut needs_newest));
+        objects.push(p.service(def, &mut needs_newest, &mut needs_running));
     }
-    Plan { objects, needs_newest }
+    Plan { objects, needs_newest, needs_running }
 }
 
 /// A declared value that does not exist and cannot be made.
@@ -466,7 +473,12 @@ impl Planner<'_> {
         plan
     }
 
-    fn service(&self, def: &ServiceDef, needs_newest: &mut BTreeSet<String>) -> ObjectPlan {
+    fn service(
+        &self,
+        def: &ServiceDef,
+        needs_newest: &mut BTreeSet<String>,
+        needs_running: &mut BTreeSet<String>,
+    ) -> ObjectPlan {
         let key = ObjectKey::new(Kind::Service, &def.name);
         let mut plan = ObjectPlan::new(key.clone());
         let svc_resource = format!("ecs service {}/{}", def.cluster, def.service_name);
@@ -525,20 +537,7 @@ impl Planner<'_> {
         };
         // The task definition: base with our wiring.
         let td_resource = format!("task definition {}", def.family);
-        // Parsed once here, dropped when this service is planned.
-        let running: Option<Value> = self.o.revisions.get(&svc.task_definition).map(|r| r.value());
-        let base = match &def.template {
-            Some(t) => Some(t),
-            None => running.as_ref(),
-        };
-        let Some(base) = base else {
-            plan.problems.push(Problem {
-                kind: ProblemKind::Error,
-                resource: td_resource,
-                message: format!("the revision the service runs ({}) could not be read", svc.task_definition),
-            });
-            return plan;
-        };
+        let running_short = task_definition_short(&svc.task_definition).to_string();
         let mut values = resolved.into_iter();
         let wiring = Wiring {
             execution_role_arn: exec_arn,
@@ -560,6 +559,44 @@ impl Planner<'_> {
                         .map(|_| values.next().unwrap_or_default()),
                 })
                 .collect(),
+        };
+        // Still running what apply deployed, rendered from the same inputs: unchanged,
+        // without reading the revision.
+        let digest = taskdef::digest(def.template.as_ref(), &def.family, &wiring);
+        if !pending && !self.keep_rendered && svc.applied.as_deref() == Some(&format!("{running_short} {digest}")) {
+            plan.changes.push(Change {
+                action: Action::Unchanged,
+                resource: td_resource,
+                detail: running_short.clone(),
+                ops: vec![],
+            });
+            plan.changes.push(Change {
+                action: Action::Unchanged,
+                resource: svc_resource,
+                detail: format!("runs {running_short}"),
+                ops: vec![],
+            });
+            return plan;
+        }
+        if !self.o.revisions.contains_key(&svc.task_definition)
+            && !self.o.revisions_missing.contains(&svc.task_definition)
+        {
+            needs_running.insert(svc.task_definition.clone());
+            return plan;
+        }
+        // Parsed once here, dropped when this service is planned.
+        let running: Option<Value> = self.o.revisions.get(&svc.task_definition).map(|r| r.value());
+        let base = match &def.template {
+            Some(t) => Some(t),
+            None => running.as_ref(),
+        };
+        let Some(base) = base else {
+            plan.problems.push(Problem {
+                kind: ProblemKind::Error,
+                resource: td_resource,
+                message: format!("the revision the service runs ({}) could not be read", svc.task_definition),
+            });
+            return plan;
         };
         let rendered = match taskdef::render(base, &def.family, &wiring) {
             Ok(r) => r,
@@ -629,7 +666,7 @@ impl Planner<'_> {
                 None
             }
         };
-        let running = task_definition_short(&svc.task_definition).to_string();
+        let running = running_short;
         match target {
             Some(arn) if task_definition_short(&arn) == running => plan.changes.push(Change {
                 action: Action::Unchanged,
@@ -647,6 +684,8 @@ impl Planner<'_> {
                         cluster: def.cluster.clone(),
                         service: def.service_name.clone(),
                         task_definition: target,
+                        service_arn: svc.arn.clone(),
+                        digest,
                     }],
                 });
             }

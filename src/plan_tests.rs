@@ -60,6 +60,7 @@ fn account(full_arns: bool) -> Observed {
     o.services.insert(
         ("prod".into(), "web".into()),
         ObservedService {
+            applied: None,
             arn: "arn:aws:ecs:us-east-1:123456789012:service/prod/web".into(),
             status: "ACTIVE".into(),
             task_definition: running.into(),
@@ -142,8 +143,10 @@ fn simulate(o: &mut Observed, plan: &Plan, full_arns: bool, kinds: &[Kind]) {
                     o.revisions.insert(arn.clone(), std::sync::Arc::new((&body).into()));
                     registered = Some(arn);
                 }
-                Op::UpdateService { cluster, service, task_definition } => {
+                Op::UpdateService { cluster, service, task_definition, digest, .. } => {
                     let td = task_definition.or(registered.clone()).unwrap();
+                    o.services.get_mut(&(cluster.clone(), service.clone())).unwrap().applied =
+                        Some(format!("{} {digest}", crate::arn::task_definition_short(&td)));
                     // Moto echoes what was sent (`web:2`); AWS answers with the full ARN.
                     let shown = if full_arns { td.clone() } else { crate::arn::task_definition_short(&td).to_string() };
                     let body = o.revisions.get(&td).cloned().unwrap();
@@ -256,4 +259,35 @@ fn a_secret_without_an_initial_value_must_exist() {
     let s = p.object(&ObjectKey::new(Kind::Secret, "web/api")).unwrap();
     assert_eq!(s.problems[0].kind, ProblemKind::Error);
     assert!(s.problems[0].message.contains("no initialValue"));
+}
+
+#[test]
+fn a_service_still_running_what_apply_deployed_is_planned_without_reading_its_revision() {
+    let d = desired(MANIFESTS);
+    let mut o = account(true);
+    let first = plan(&d, &o, "default");
+    simulate(&mut o, &first, true, &[Kind::Parameter, Kind::Secret]);
+    let second = plan(&d, &o, "default");
+    simulate(&mut o, &second, true, &[Kind::Service]);
+    let web = &o.services[&("prod".to_string(), "web".to_string())];
+    assert!(web.applied.as_deref().unwrap().starts_with("web:2 "), "{:?}", web.applied);
+
+    // A new process: no revision read yet.
+    o.revisions.clear();
+    o.newest_revisions.clear();
+    let fresh = plan(&d, &o, "default");
+    assert!(fresh.needs_running.is_empty() && fresh.needs_newest.is_empty(), "{fresh:#?}");
+    assert_eq!(writes(&fresh), 0);
+    assert!(!fresh.has_changes());
+
+    // Different inputs (a jsonKey changed): the revision must be read.
+    let edited = desired(&MANIFESTS.replace("jsonKey: user", "jsonKey: username"));
+    let p = plan(&edited, &o, "default");
+    assert_eq!(p.needs_running.iter().collect::<Vec<_>>(), [web.task_definition.as_str()]);
+
+    // Someone deployed another revision: the tag no longer vouches for it.
+    o.services.get_mut(&("prod".to_string(), "web".to_string())).unwrap().task_definition =
+        "arn:aws:ecs:us-east-1:123456789012:task-definition/web:1".into();
+    let p = plan(&d, &o, "default");
+    assert!(p.needs_running.contains("arn:aws:ecs:us-east-1:123456789012:task-definition/web:1"), "{p:#?}");
 }

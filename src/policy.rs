@@ -296,7 +296,11 @@ pub fn controller_policy(desired: &Desired, scope: &Scope, run: bool) -> Value {
         st.push(json!({"Sid": "TagNewTaskDefinitions", "Effect": "Allow", "Action": "ecs:TagResource",
                        "Resource": format!("arn:{p}:ecs:{r}:{a}:task-definition/*"),
                        "Condition": {"StringEquals": {"ecs:CreateAction": "RegisterTaskDefinition"}}}));
-        st.push(json!({"Sid": "DeployServices", "Effect": "Allow", "Action": ["ecs:DescribeServices", "ecs:UpdateService"], "Resource": services}));
+        st.push(json!({"Sid": "DeployServices", "Effect": "Allow", "Action": ["ecs:DescribeServices", "ecs:UpdateService"], "Resource": services.clone()}));
+        st.push(
+            json!({"Sid": "RecordAppliedRevision", "Effect": "Allow", "Action": "ecs:TagResource", "Resource": services,
+                       "Condition": {"ForAllValues:StringEquals": {"aws:TagKeys": [crate::observed::TAG_APPLIED]}}}),
+        );
     }
     if run {
         let queue = format!("arn:{p}:sqs:{r}:{a}:secretwire-*");

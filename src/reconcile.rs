@@ -10,7 +10,7 @@ use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 use serde::Serialize;
 use tracing::{info, warn};
 
-use crate::aws::observe::{RevisionCache, SlowCache, bounded, newest_revisions, observe};
+use crate::aws::observe::{RevisionCache, SlowCache, bounded, newest_revisions, observe, running_revisions};
 use crate::aws::{Aws, AwsError};
 use crate::execute::execute;
 use crate::model::{Desired, Kind, ObjectKey};
@@ -64,7 +64,7 @@ impl Reconciler {
     /// Reads the account. A read that still fails transiently after the SDK's
     /// own retries (a throttling storm) is read again, a few times, with backoff.
     async fn observe(&self, desired: &Desired) -> Result<Observed, AwsError> {
-        (|| observe(&self.aws, desired, &self.controller_id, &self.cache, &self.slow, self.concurrency))
+        (|| observe(&self.aws, desired, &self.controller_id, &self.slow, self.concurrency))
             .retry(read_backoff())
             .when(|e: &AwsError| e.transient)
             .notify(|e, after| warn!(error = %e, retry_in = ?after, "Reading the account failed; reading again"))
@@ -78,22 +78,43 @@ impl Reconciler {
         observed: &mut Observed,
         keep_rendered: bool,
     ) -> Result<Plan, AwsError> {
-        let p = plan_with_options(desired, observed, &self.controller_id, keep_rendered);
-        if p.needs_newest.is_empty() {
-            return Ok(p);
+        /// One read, again after transient failures (a throttling storm).
+        macro_rules! read_again_on_transient {
+            ($read:expr) => {{
+                let mut delays = read_backoff().build();
+                loop {
+                    match $read.await {
+                        Ok(()) => break,
+                        Err(e) if e.transient => match delays.next() {
+                            Some(d) => tokio::time::sleep(d).await,
+                            None => return Err(e),
+                        },
+                        Err(e) => return Err(e),
+                    }
+                }
+            }};
         }
-        let mut delays = read_backoff().build();
-        loop {
-            match newest_revisions(&self.aws, &p.needs_newest, observed, &self.cache, self.concurrency).await {
-                Ok(()) => break,
-                Err(e) if e.transient => match delays.next() {
-                    Some(d) => tokio::time::sleep(d).await,
-                    None => return Err(e),
-                },
-                Err(e) => return Err(e),
+        let mut p = plan_with_options(desired, observed, &self.controller_id, keep_rendered);
+        // At most: the revisions services run, then the families' newest.
+        for _ in 0..2 {
+            if !p.needs_running.is_empty() {
+                let ids = std::mem::take(&mut p.needs_running);
+                read_again_on_transient!(running_revisions(&self.aws, &ids, observed, &self.cache, self.concurrency));
+            } else if !p.needs_newest.is_empty() {
+                let families = std::mem::take(&mut p.needs_newest);
+                read_again_on_transient!(newest_revisions(
+                    &self.aws,
+                    &families,
+                    observed,
+                    &self.cache,
+                    self.concurrency
+                ));
+            } else {
+                return Ok(p);
             }
+            p = plan_with_options(desired, observed, &self.controller_id, keep_rendered);
         }
-        Ok(plan_with_options(desired, observed, &self.controller_id, keep_rendered))
+        Ok(p)
     }
 
     /// Plans without writing; `keep_rendered` for `render`.
@@ -125,7 +146,7 @@ impl Reconciler {
         results.extend(service_results);
         let mut objects = stores;
         objects.extend(services);
-        Ok(ApplyReport { plan: Plan { objects, needs_newest: Default::default() }, results, observed })
+        Ok(ApplyReport { plan: Plan { objects, ..Default::default() }, results, observed })
     }
 
     /// Executes the objects; returns their results and the objects back (moved, not copied).

@@ -46,6 +46,27 @@ pub enum RenderError {
     NoLogConfiguration(String),
 }
 
+/// What a rendering depends on besides the revision it starts from: this
+/// build, the family, the template (if any) and the wiring. Recorded on the
+/// service (tag `secretwire.dev/applied`, with the revision) when apply deploys
+/// it, so a later apply that finds the service still running that revision
+/// and the same digest knows, without reading the revision, that nothing
+/// changed. FNV-1a 64: a change detector, not a security boundary (whoever
+/// may tag the service may also update it).
+pub fn digest(template: Option<&Value>, family: &str, wiring: &Wiring) -> String {
+    let text = format!(
+        "{}\n{family}\n{}\n{wiring:?}",
+        env!("CARGO_PKG_VERSION"),
+        template.map(Value::to_string).unwrap_or_default()
+    );
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
 /// Applies the wiring to a base definition; every other field is kept.
 pub fn render(base: &Value, family: &str, wiring: &Wiring) -> Result<Value, RenderError> {
     let Value::Object(base) = base else { return Err(RenderError::NotAnObject) };

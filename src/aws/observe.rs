@@ -195,7 +195,6 @@ pub async fn observe(
     aws: &Aws,
     desired: &Desired,
     controller_id: &str,
-    cache: &RevisionCache,
     slow: &SlowCache,
     concurrency: usize,
 ) -> Result<Observed, AwsError> {
@@ -212,7 +211,6 @@ pub async fn observe(
     o.roles = roles;
     o.services = services;
     o.keys = keys(aws, desired, &o, slow, concurrency).await?;
-    task_definitions(aws, desired, &mut o, cache, concurrency).await?;
     Ok(o)
 }
 
@@ -630,7 +628,14 @@ pub async fn describe_services(
     let mut out = BTreeMap::new();
     for (cluster, names) in by_cluster {
         for chunk in names.chunks(10) {
-            let res = aws.ecs.describe_services().cluster(cluster).set_services(Some(chunk.to_vec())).send().await;
+            let res = aws
+                .ecs
+                .describe_services()
+                .cluster(cluster)
+                .set_services(Some(chunk.to_vec()))
+                .include(aws_sdk_ecs::types::ServiceField::Tags)
+                .send()
+                .await;
             let res = match res {
                 Ok(r) => r,
                 Err(e) => {
@@ -668,6 +673,11 @@ pub async fn describe_services(
                             .map(|c| c.r#type().as_str().to_string())
                             .unwrap_or_else(|| "ECS".into()),
                         deployments,
+                        applied: s
+                            .tags()
+                            .iter()
+                            .find(|t| t.key() == Some(TAG_APPLIED))
+                            .and_then(|t| t.value().map(str::to_string)),
                     },
                 );
             }
@@ -676,27 +686,24 @@ pub async fn describe_services(
     Ok(out)
 }
 
-/// The revisions the services run now (cached by ARN: a revision never changes).
-async fn task_definitions(
+/// Revisions services run, read only when a plan needs them (cached by ARN:
+/// a revision never changes).
+pub async fn running_revisions(
     aws: &Aws,
-    desired: &Desired,
+    ids: &BTreeSet<String>,
     o: &mut Observed,
     cache: &RevisionCache,
     concurrency: usize,
 ) -> Result<(), AwsError> {
     let mut missing = Vec::new();
-    for s in desired.services.values() {
-        if let Some(svc) = o.services.get(&(s.cluster.clone(), s.service_name.clone())) {
-            match find_cached(cache, &svc.task_definition) {
-                Some(v) => {
-                    o.revisions.insert(svc.task_definition.clone(), v);
-                }
-                None => missing.push(svc.task_definition.clone()),
+    for id in ids {
+        match find_cached(cache, id) {
+            Some(v) => {
+                o.revisions.insert(id.clone(), v);
             }
+            None => missing.push(id.clone()),
         }
     }
-    missing.sort();
-    missing.dedup();
     let fetched = bounded(missing, concurrency, |id| {
         let aws = aws.clone();
         async move { aws.describe_task_definition(&id).await.map(|td| (id, td)) }
@@ -704,8 +711,13 @@ async fn task_definitions(
     .await;
     for r in fetched {
         let (id, td) = r?;
-        if let Some(td) = td {
-            o.revisions.insert(id, remember(cache, td));
+        match td {
+            Some(td) => {
+                o.revisions.insert(id, remember(cache, td));
+            }
+            None => {
+                o.revisions_missing.insert(id);
+            }
         }
     }
     Ok(())

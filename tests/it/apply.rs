@@ -159,6 +159,19 @@ async fn fresh_apply_creates_what_the_spec_lists_and_a_second_apply_writes_nothi
     let j = again.json();
     assert_eq!(j["awsWriteCount"], 0, "second apply wrote: {}", j["awsCalls"]);
     assert!(j["awsCallCount"].as_u64().unwrap() > 0, "it did read");
+    // The services still run what apply deployed (tag secretwire.dev/applied): no revision is read.
+    assert!(j["awsCalls"].get("ECS:DescribeTaskDefinition").is_none(), "{}", j["awsCalls"]);
+    let ecs = aws_sdk_ecs::Client::new(&sdk);
+    let svc = ecs
+        .describe_services()
+        .cluster("prod")
+        .services("web")
+        .include(aws_sdk_ecs::types::ServiceField::Tags)
+        .send()
+        .await
+        .unwrap();
+    let applied = svc.services()[0].tags().iter().find(|t| t.key() == Some("secretwire.dev/applied")).unwrap();
+    assert!(applied.value().unwrap().starts_with("web:2 "), "{applied:?}");
     assert_eq!(revisions(&sdk, "web").await, 2);
     let plan = moto.secretwire(&["plan", "-m", &path_arg(&repo), "--detailed-exitcode"], &demo_env());
     plan.assert_code(0);

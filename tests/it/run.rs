@@ -321,7 +321,6 @@ const NOT_EXERCISED: &[(&str, &str)] = &[
     // Authorised, never sent as such: tag-on-create, passing roles, KMS on our behalf.
     ("ssm:AddTagsToResource", "PutParameter with Tags is also authorised as AddTagsToResource"),
     ("secretsmanager:TagResource", "CreateSecret with Tags is also authorised as TagResource"),
-    ("ecs:TagResource", "RegisterTaskDefinition with tags is also authorised as ecs:TagResource"),
     ("sqs:TagQueue", "CreateQueue with tags is also authorised as TagQueue"),
     ("events:TagResource", "PutRule with Tags is also authorised as TagResource"),
     ("iam:PassRole", "RegisterTaskDefinition with execution and task roles passes them to ECS"),
