@@ -12,18 +12,6 @@ fn path_arg(dir: &tempfile::TempDir) -> String {
     dir.path().display().to_string()
 }
 
-async fn parameter_tags(sdk: &aws_config::SdkConfig, name: &str) -> BTreeMap<String, String> {
-    let ssm = aws_sdk_ssm::Client::new(sdk);
-    let out = ssm
-        .list_tags_for_resource()
-        .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
-        .resource_id(name)
-        .send()
-        .await
-        .unwrap();
-    out.tag_list().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect()
-}
-
 async fn role_policy(iam: &aws_sdk_iam::Client, role: &str) -> Value {
     let p = iam.get_role_policy().role_name(role).policy_name("secretwire").send().await.unwrap();
     secretwire::policy::decode_document(p.policy_document()).unwrap()

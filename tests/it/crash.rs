@@ -71,11 +71,7 @@ async fn apply_killed_at_random_moments_converges_on_the_next_apply() {
 /// the message comes back after its visibility timeout and is consumed.
 #[tokio::test]
 async fn run_killed_while_holding_a_message_still_acts_on_the_change_after_restart() {
-    let moto = Moto::start();
-    moto.bootstrap();
-    let repo = example_repo();
-    applied_and_rolled_out(&moto, &repo).await;
-    let sdk = moto.sdk().await;
+    let (moto, repo, sdk) = rolled_out_example().await;
     let first = moto.start_run(repo.path(), &["--debounce", "10s", "--visibility-timeout", "11s"]);
     first.wait_ready();
     let (web0, worker0) = (deployment_id(&sdk, "web").await, deployment_id(&sdk, "worker").await);

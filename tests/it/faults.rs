@@ -46,14 +46,7 @@ pub async fn account_state(sdk: &aws_config::SdkConfig) -> (Value, BTreeMap<Stri
         let out = ssm.describe_parameters().set_next_token(next).send().await.unwrap();
         for p in out.parameters() {
             let name = p.name().unwrap();
-            let tags = ssm
-                .list_tags_for_resource()
-                .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
-                .resource_id(name)
-                .send()
-                .await
-                .unwrap();
-            let tags: BTreeMap<_, _> = tags.tag_list().iter().map(|t| (t.key(), t.value())).collect();
+            let tags = parameter_tags(sdk, name).await;
             parameters.insert(
                 name.into(),
                 json!({"type": p.r#type().map(|t| t.as_str()), "keyId": p.key_id(), "description": p.description(),
@@ -149,10 +142,9 @@ pub async fn account_state(sdk: &aws_config::SdkConfig) -> (Value, BTreeMap<Stri
     (serde_json::from_str(&text).unwrap(), families)
 }
 
+/// Real IAM URL-encodes documents; moto does not. The product's decoder reads both.
 fn document(doc: &str) -> Value {
-    // Real IAM URL-encodes documents; moto does not.
-    let decoded = percent_encoding::percent_decode_str(doc).decode_utf8_lossy().into_owned();
-    serde_json::from_str(&decoded).unwrap_or(Value::String(decoded))
+    secretwire::policy::decode_document(doc).unwrap_or_else(|e| panic!("policy document: {e}"))
 }
 
 /// The example repo applied with no faults, on its own emulator: the reference.
@@ -213,11 +205,7 @@ async fn rotate(sdk: &aws_config::SdkConfig, n: usize) {
 
 #[tokio::test]
 async fn run_under_faults_redeploys_once_per_rotation_and_loses_no_message() {
-    let moto = Moto::start();
-    moto.bootstrap();
-    let repo = example_repo();
-    applied_and_rolled_out(&moto, &repo).await;
-    let sdk = moto.sdk().await;
+    let (moto, repo, sdk) = rolled_out_example().await;
     let proxy = FaultProxy::start(&moto.url, harsh(&["UpdateService", "ReceiveMessage", "DeleteMessageBatch"]), 7);
     let mut cmd = moto.command();
     cmd.env("AWS_ENDPOINT_URL", &proxy.url);

@@ -390,3 +390,26 @@ pub fn rfc3339_now() -> String {
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
     secretwire::events::format_rfc3339(t)
 }
+
+/// The tags of one SSM parameter.
+pub async fn parameter_tags(sdk: &aws_config::SdkConfig, name: &str) -> std::collections::BTreeMap<String, String> {
+    let ssm = aws_sdk_ssm::Client::new(sdk);
+    let out = ssm
+        .list_tags_for_resource()
+        .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
+        .resource_id(name)
+        .send()
+        .await
+        .unwrap();
+    out.tag_list().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect()
+}
+
+/// A private emulator with the demo account, and the example repo applied and rolled out.
+pub async fn rolled_out_example() -> (Moto, tempfile::TempDir, aws_config::SdkConfig) {
+    let moto = Moto::start();
+    moto.bootstrap();
+    let repo = example_repo();
+    applied_and_rolled_out(&moto, &repo).await;
+    let sdk = moto.sdk().await;
+    (moto, repo, sdk)
+}

@@ -83,11 +83,7 @@ async fn a_rotation_redeploys_exactly_the_services_that_read_the_value() {
 
 #[tokio::test]
 async fn five_events_for_two_values_within_the_debounce_window_make_one_deployment() {
-    let moto = Moto::start();
-    moto.bootstrap();
-    let repo = example_repo();
-    applied_and_rolled_out(&moto, &repo).await;
-    let sdk = moto.sdk().await;
+    let (moto, repo, sdk) = rolled_out_example().await;
     let run = moto.start_run(repo.path(), &["--debounce", "4s"]);
     run.wait_ready();
     let api = secret_arn(&sdk, "web/api").await;
@@ -108,11 +104,7 @@ async fn five_events_for_two_values_within_the_debounce_window_make_one_deployme
 
 #[tokio::test]
 async fn a_duplicate_delivery_makes_no_second_deployment() {
-    let moto = Moto::start();
-    moto.bootstrap();
-    let repo = example_repo();
-    applied_and_rolled_out(&moto, &repo).await;
-    let sdk = moto.sdk().await;
+    let (moto, repo, sdk) = rolled_out_example().await;
     let run = moto.start_run(repo.path(), &["--debounce", "0s"]);
     run.wait_ready();
     // EventBridge delivers at least once: the same event body, twice.
@@ -137,11 +129,7 @@ async fn a_duplicate_delivery_makes_no_second_deployment() {
 
 #[tokio::test]
 async fn a_redeploy_that_keeps_failing_leaves_the_message_until_the_dead_letter_queue() {
-    let moto = Moto::start();
-    moto.bootstrap();
-    let repo = example_repo();
-    applied_and_rolled_out(&moto, &repo).await;
-    let sdk = moto.sdk().await;
+    let (moto, repo, sdk) = rolled_out_example().await;
     let run = moto.start_run(repo.path(), &["--debounce", "0s", "--max-receives", "2", "--failure-backoff", "1s"]);
     run.wait_ready();
     // The service disappears behind the controller's back: every redeploy fails.
@@ -159,11 +147,7 @@ async fn a_redeploy_that_keeps_failing_leaves_the_message_until_the_dead_letter_
 
 #[tokio::test]
 async fn a_value_changed_while_stopped_is_redeployed_once_by_the_backstop() {
-    let moto = Moto::start();
-    moto.bootstrap();
-    let repo = example_repo();
-    applied_and_rolled_out(&moto, &repo).await;
-    let sdk = moto.sdk().await;
+    let (moto, repo, sdk) = rolled_out_example().await;
     let first = moto.start_run(repo.path(), &[]);
     first.wait_ready();
     assert_eq!(first.redeploys("web"), 0);
@@ -205,11 +189,7 @@ async fn a_value_changed_while_stopped_is_redeployed_once_by_the_backstop() {
 
 #[tokio::test]
 async fn a_manifest_edit_is_picked_up_without_restart_and_a_bad_edit_keeps_the_last_good_state() {
-    let moto = Moto::start();
-    moto.bootstrap();
-    let repo = example_repo();
-    applied_and_rolled_out(&moto, &repo).await;
-    let sdk = moto.sdk().await;
+    let (moto, repo, sdk) = rolled_out_example().await;
     let run = moto.start_run(repo.path(), &["--no-events", "--resync-interval", "1s"]);
     run.wait_ready();
     let worker = repo.path().join("services/worker.yaml");
@@ -267,11 +247,7 @@ async fn a_manifest_edit_is_picked_up_without_restart_and_a_bad_edit_keeps_the_l
 
 #[tokio::test]
 async fn sigterm_exits_0_and_a_held_message_is_not_lost() {
-    let moto = Moto::start();
-    moto.bootstrap();
-    let repo = example_repo();
-    applied_and_rolled_out(&moto, &repo).await;
-    let sdk = moto.sdk().await;
+    let (moto, repo, sdk) = rolled_out_example().await;
     let run = moto.start_run(repo.path(), &["--debounce", "60s"]);
     run.wait_ready();
     let web0 = deployment_id(&sdk, "web").await;
@@ -428,11 +404,7 @@ async fn the_policy_allows_exactly_the_calls_the_product_makes_and_no_value_is_e
 
 #[tokio::test]
 async fn a_rotation_redeploys_once_and_later_resyncs_do_not_deploy_again() {
-    let moto = Moto::start();
-    moto.bootstrap();
-    let repo = example_repo();
-    applied_and_rolled_out(&moto, &repo).await;
-    let sdk = moto.sdk().await;
+    let (moto, repo, sdk) = rolled_out_example().await;
     let run = moto.start_run(repo.path(), &["--debounce", "0s", "--resync-interval", "1s"]);
     run.wait_ready();
     // A real value change, then its event, as Secrets Manager would send it.
