@@ -43,6 +43,16 @@ fn backoff() -> ExponentialBuilder {
         .with_jitter()
 }
 
+/// A read on the way to a write (is the thing that exists ours?), retried on
+/// transient errors like the write itself.
+async fn read_retrying<T, F, Fut>(read: F) -> Result<T, AwsError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, AwsError>>,
+{
+    read.retry(backoff()).when(|e: &AwsError| e.transient).await
+}
+
 /// What an object's execution produced: the resources created, by name.
 #[derive(Debug, Default)]
 pub struct Executed {
@@ -99,7 +109,7 @@ async fn run_op(aws: &Aws, op: &Op, done: &mut Executed) -> Result<(), ExecError
                 Ok(_) => info!(parameter = %name, "Created parameter"),
                 Err(ExecError::Aws(e)) if e.is_code(&["ParameterAlreadyExists"]) => {
                     // A lost answer to our own create, or someone else's parameter?
-                    let have = parameter_tags(aws, name).await?;
+                    let have = read_retrying(|| parameter_tags(aws, name)).await?;
                     if !ours(&have, tags) {
                         return Err(ExecError::Raced(format!("ssm parameter {name}")));
                     }
@@ -144,13 +154,15 @@ async fn run_op(aws: &Aws, op: &Op, done: &mut Executed) -> Result<(), ExecError
             let arn = match res {
                 Ok(out) => out.arn().unwrap_or_default().to_string(),
                 Err(ExecError::Aws(e)) if e.is_code(&["ResourceExistsException"]) => {
-                    let d = aws
-                        .secrets
-                        .describe_secret()
-                        .secret_id(name)
-                        .send()
-                        .await
-                        .map_err(|e| classify("DescribeSecret", e))?;
+                    let d = read_retrying(|| async {
+                        aws.secrets
+                            .describe_secret()
+                            .secret_id(name)
+                            .send()
+                            .await
+                            .map_err(|e| classify("DescribeSecret", e))
+                    })
+                    .await?;
                     let have: Tags =
                         d.tags().iter().filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string()))).collect();
                     if !ours(&have, tags) {
@@ -211,8 +223,10 @@ async fn run_op(aws: &Aws, op: &Op, done: &mut Executed) -> Result<(), ExecError
             match res {
                 Ok(_) => info!(role = %name, "Created role"),
                 Err(ExecError::Aws(e)) if e.is_code(&["EntityAlreadyExists"]) => {
-                    let have =
-                        crate::aws::observe::read_role(&aws.iam, name).await?.map(|r| r.tags).unwrap_or_default();
+                    let have = read_retrying(|| crate::aws::observe::read_role(&aws.iam, name))
+                        .await?
+                        .map(|r| r.tags)
+                        .unwrap_or_default();
                     if !ours(&have, tags) {
                         return Err(ExecError::Raced(format!("iam role {name}")));
                     }

@@ -261,10 +261,11 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Answer {
     // The first answer to a `lose_first` operation that did something (for
     // ReceiveMessage: that carried a message) is lost.
     let fault = match fault {
-        None if answer.status.is_success()
-            && st.faults.lock().unwrap().lose_first.contains(&operation.as_str())
-            && (operation != "ReceiveMessage" || answer_body.windows(13).any(|w| w == b"ReceiptHandle"))
-            && st.lost_once.lock().unwrap().insert(operation.clone()) =>
+        None | Some(Fault::Latency)
+            if answer.status.is_success()
+                && st.faults.lock().unwrap().lose_first.contains(&operation.as_str())
+                && (operation != "ReceiveMessage" || answer_body.windows(13).any(|w| w == b"ReceiptHandle"))
+                && st.lost_once.lock().unwrap().insert(operation.clone()) =>
         {
             st.calls.lock().unwrap()[index].fault = Some(Fault::LostAnswer);
             Some(Fault::LostAnswer)
