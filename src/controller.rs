@@ -287,11 +287,10 @@ pub async fn run(cfg: RunConfig, metrics: Arc<Metrics>, limits: crate::aws::limi
 
     let queue = match &cfg.events {
         EventsMode::Ensure => {
-            use backon::{ExponentialBuilder, Retryable};
+            use backon::Retryable;
             // Transient failures (throttling, 5xx) at startup are ridden out, not fatal.
             let ensure = || crate::infra::ensure(&aws, &cfg.controller_id, cfg.max_receives);
-            let backoff = ExponentialBuilder::default().with_max_delay(Duration::from_secs(8)).with_max_times(8);
-            Some(ensure.retry(backoff.with_jitter()).when(|e: &AwsError| e.transient).await?)
+            Some(ensure.retry(crate::execute::backoff()).when(|e: &AwsError| e.transient).await?)
         }
         EventsMode::Queue(u) => Some(u.clone()),
         EventsMode::Off => None,

@@ -33,9 +33,10 @@ impl ExecError {
     }
 }
 
-/// Retry policy for one op: the SDK already retried each call; this outer loop
-/// rides out longer throttling and IAM propagation.
-fn backoff() -> ExponentialBuilder {
+/// Retry policy for one op (and for reads that must not fail a whole pass):
+/// the SDK already retried each call; this outer loop rides out longer
+/// throttling and IAM propagation.
+pub(crate) fn backoff() -> ExponentialBuilder {
     ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(250))
         .with_max_delay(Duration::from_secs(8))

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
+use backon::{BackoffBuilder, Retryable};
 use serde::Serialize;
 use tracing::{info, warn};
 
@@ -52,20 +52,12 @@ pub struct Reconciler {
     pub slow: Arc<SlowCache>,
 }
 
-fn read_backoff() -> ExponentialBuilder {
-    ExponentialBuilder::default()
-        .with_min_delay(std::time::Duration::from_millis(500))
-        .with_max_delay(std::time::Duration::from_secs(8))
-        .with_max_times(4)
-        .with_jitter()
-}
-
 impl Reconciler {
     /// Reads the account. A read that still fails transiently after the SDK's
     /// own retries (a throttling storm) is read again, a few times, with backoff.
     async fn observe(&self, desired: &Desired) -> Result<Observed, AwsError> {
         (|| observe(&self.aws, desired, &self.controller_id, &self.slow, self.concurrency))
-            .retry(read_backoff())
+            .retry(crate::execute::backoff())
             .when(|e: &AwsError| e.transient)
             .notify(|e, after| warn!(error = %e, retry_in = ?after, "Reading the account failed; reading again"))
             .await
@@ -81,7 +73,7 @@ impl Reconciler {
         /// One read, again after transient failures (a throttling storm).
         macro_rules! read_again_on_transient {
             ($read:expr) => {{
-                let mut delays = read_backoff().build();
+                let mut delays = crate::execute::backoff().build();
                 loop {
                     match $read.await {
                         Ok(()) => break,
