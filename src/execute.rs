@@ -371,7 +371,7 @@ async fn run_op(aws: &Aws, op: &Op, done: &mut Executed) -> Result<(), ExecError
             info!(cluster = %cluster, service = %service, task_definition = %td, "Updated service");
             // Lets the next apply see "unchanged" without reading the revision. Not
             // fatal: without it, the next apply reads the revision instead.
-            let applied = format!("{} {digest}", crate::arn::task_definition_short(&td));
+            let applied = crate::taskdef::applied_tag(&td, digest);
             let tag = aws_sdk_ecs::types::Tag::builder().key(crate::observed::TAG_APPLIED).value(applied).build();
             let tagged = (|| async {
                 aws.ecs

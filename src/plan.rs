@@ -563,7 +563,10 @@ impl Planner<'_> {
         // Still running what apply deployed, rendered from the same inputs: unchanged,
         // without reading the revision.
         let digest = taskdef::digest(def.template.as_ref(), &def.family, &wiring);
-        if !pending && !self.keep_rendered && svc.applied.as_deref() == Some(&format!("{running_short} {digest}")) {
+        if !pending
+            && !self.keep_rendered
+            && svc.applied.as_deref() == Some(&taskdef::applied_tag(&svc.task_definition, &digest))
+        {
             plan.changes.push(Change {
                 action: Action::Unchanged,
                 resource: td_resource,

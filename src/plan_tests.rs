@@ -146,7 +146,7 @@ fn simulate(o: &mut Observed, plan: &Plan, full_arns: bool, kinds: &[Kind]) {
                 Op::UpdateService { cluster, service, task_definition, digest, .. } => {
                     let td = task_definition.or(registered.clone()).unwrap();
                     o.services.get_mut(&(cluster.clone(), service.clone())).unwrap().applied =
-                        Some(format!("{} {digest}", crate::arn::task_definition_short(&td)));
+                        Some(crate::taskdef::applied_tag(&td, &digest));
                     // Moto echoes what was sent (`web:2`); AWS answers with the full ARN.
                     let shown = if full_arns { td.clone() } else { crate::arn::task_definition_short(&td).to_string() };
                     let body = o.revisions.get(&td).cloned().unwrap();

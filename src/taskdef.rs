@@ -67,6 +67,12 @@ pub fn digest(template: Option<&Value>, family: &str, wiring: &Wiring) -> String
     format!("{h:016x}")
 }
 
+/// The value of the service tag `secretwire.dev/applied`: the revision (as
+/// `family:revision`, whichever form ECS echoed) and the digest.
+pub fn applied_tag(task_definition: &str, digest: &str) -> String {
+    format!("{} {digest}", crate::arn::task_definition_short(task_definition))
+}
+
 /// Applies the wiring to a base definition; every other field is kept.
 pub fn render(base: &Value, family: &str, wiring: &Wiring) -> Result<Value, RenderError> {
     let Value::Object(base) = base else { return Err(RenderError::NotAnObject) };
