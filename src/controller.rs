@@ -19,7 +19,9 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
 
 use crate::aws::{Aws, AwsError, classify};
-use crate::events::{Parsed, ValueChange, ValueIndex, format_rfc3339};
+use crate::events::{
+    ChangedValue, Parsed, ValueChange, ValueIndex, format_rfc3339, needs_last_change, serves_event, started_after,
+};
 use crate::metrics::{Metrics, OutcomeLabels, ReasonLabels, ResultLabels};
 use crate::model::{Desired, Kind, ObjectKey, ServiceDef, ValueRef};
 use crate::observed::{Observed, ObservedService};
@@ -650,10 +652,9 @@ impl Controller {
             if obs.deployment_controller != "ECS" {
                 continue;
             }
-            // Change times may be whole seconds: a deployment is fresh only if it
-            // started at least a second after the change (else: one redeploy, no loop).
+            // A whole-second change time leaves a second of doubt: one redeploy, no loop.
             if let Some((changed, what)) = newest_value_change(svc, o)
-                && started < changed + 1.0
+                && !started_after(started, changed)
                 && self.stale_answered.get(&svc.name).is_none_or(|answered| *answered < changed)
             {
                 let why = format!("{what} changed at {}", format_rfc3339(changed));
@@ -790,21 +791,24 @@ impl Controller {
                 return;
             }
         };
+        let mut last_changes = BTreeMap::new();
         for name in due {
             let Some(p) = self.pending.remove(&name) else { continue };
-            let outcome = self.redeploy_for_changes(&name, &p, &observed).await;
-            if outcome.is_ok() {
-                // This deployment started after these changes were announced, so the
-                // stale backstop must not answer them again. An event stamped T (whole
-                // seconds) was sent before T + 1: the changes it announces are no later.
-                let latest = p.changes.iter().filter_map(|c| c.change.at).fold(f64::MIN, f64::max) + 1.0;
+            let outcome = self.redeploy_for_changes(&name, &p, &observed, &mut last_changes).await;
+            if let Ok(served_by) = outcome {
+                // The stale backstop must not answer these changes again. A new
+                // deployment started after they were announced: an event stamped T
+                // (whole seconds) was sent before T + 1, and its changes are no later.
+                // One that started earlier answers only what came before its start.
+                let announced = p.changes.iter().filter_map(|c| c.change.at).fold(f64::MIN, f64::max) + 1.0;
+                let latest = served_by.map_or(announced, |start| start.min(announced));
                 let answered = self.stale_answered.entry(name.clone()).or_insert(f64::MIN);
                 *answered = answered.max(latest);
             }
             for pc in &p.changes {
                 if let Some(t) = self.tracked.get_mut(&pc.message_id) {
                     match outcome {
-                        Ok(()) => {
+                        Ok(_) => {
                             t.outstanding.remove(&name);
                         }
                         Err(()) => t.failed = true,
@@ -842,14 +846,48 @@ impl Controller {
         }
     }
 
+    /// Whether a deployment that started at `start` already serves every
+    /// change. Event times are whole seconds: for a deployment that started
+    /// within an event's second, the values' precise last-change times are
+    /// read (once per flush, in `last_changes`) to tell.
+    async fn serves_all(
+        &self,
+        start: f64,
+        changes: &[PendingChange],
+        last_changes: &mut BTreeMap<ChangedValue, Option<f64>>,
+    ) -> bool {
+        let at: Vec<(f64, &ChangedValue)> =
+            changes.iter().map(|c| (c.change.at.unwrap_or_else(now), &c.change.value)).collect();
+        if at.iter().any(|(t, _)| !started_after(start, *t) && !needs_last_change(start, *t)) {
+            return false;
+        }
+        let unread: BTreeSet<ChangedValue> = at
+            .iter()
+            .filter(|(t, v)| needs_last_change(start, *t) && !last_changes.contains_key(*v))
+            .map(|(_, v)| (*v).clone())
+            .collect();
+        if !unread.is_empty() {
+            let read = crate::aws::observe::last_change_times(&self.rec.aws, &unread, self.cfg.concurrency).await;
+            for v in unread {
+                let t = read.get(&v).copied();
+                last_changes.insert(v, t);
+            }
+        }
+        at.iter().all(|(t, v)| serves_event(start, *t, last_changes.get(*v).copied().flatten()))
+    }
+
+    /// Redeploys one service for its pending changes, unless its newest
+    /// deployment already serves them: then `Ok(Some(start))`, that deployment's
+    /// start. `Ok(None)`: redeployed, or nothing to do.
     async fn redeploy_for_changes(
         &self,
         name: &str,
         p: &Pending,
         observed: &BTreeMap<String, ObservedService>,
-    ) -> Result<(), ()> {
+        last_changes: &mut BTreeMap<ChangedValue, Option<f64>>,
+    ) -> Result<Option<f64>, ()> {
         let m = &self.shared.metrics;
-        let Some(def) = self.desired.services.get(name) else { return Ok(()) };
+        let Some(def) = self.desired.services.get(name) else { return Ok(None) };
         let key = ObjectKey::new(Kind::Service, name);
         let Some(svc) = observed.get(name) else {
             warn!(service = %name, "Service not found; cannot redeploy");
@@ -864,21 +902,20 @@ impl Controller {
             warn!(service = %name, "{msg}");
             self.shared.board().object(&key).set("Synced", false, "UnsupportedDeploymentController", &msg);
             m.events.get_or_create(&OutcomeLabels { outcome: "unsupported_service".into() }).inc();
-            return Ok(());
+            return Ok(None);
         }
-        // Event times have one-second precision: a deployment is fresh only if
-        // it started at least a second after the latest change.
-        let latest = p.changes.iter().map(|c| c.change.at.unwrap_or_else(now)).fold(f64::MIN, f64::max);
-        if svc.newest_deployment_start().is_some_and(|start| start >= latest + 1.0) {
+        if let Some(start) = svc.newest_deployment_start()
+            && self.serves_all(start, &p.changes, last_changes).await
+        {
             info!(service = %name, "Already deployed after the change: no redeploy");
             m.events.get_or_create(&OutcomeLabels { outcome: "fresh".into() }).inc();
-            return Ok(());
+            return Ok(Some(start));
         }
         let causes: BTreeSet<String> =
             p.changes.iter().map(|c| format!("{} ({})", c.change.value, c.change.cause)).collect();
         let trigger = causes.into_iter().collect::<Vec<_>>().join(", ");
         match self.redeploy(&def.name, svc.primary_deployment(), "rotation", &trigger).await {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(None),
             Err(e) => {
                 warn!(service = %name, error = %e, "Redeploy failed");
                 self.shared.board().object(&key).set("Synced", false, "RedeployFailed", &e.to_string());

@@ -203,6 +203,32 @@ impl ValueIndex {
     }
 }
 
+/// Whether a deployment that started at `start` (ECS reports milliseconds)
+/// came after a change at `changed`. A whole-second time (an event's `time`,
+/// moto's Secrets Manager dates) stands for any instant of its second, so
+/// only a start a full second later is surely after it; a time with a
+/// fraction is taken as it is.
+pub fn started_after(start: f64, changed: f64) -> bool {
+    if changed.fract() == 0.0 { start >= changed + 1.0 } else { start > changed }
+}
+
+/// Whether a deployment that started at `start` serves the change an event
+/// stamped `at` announced. When the start falls within the event's second,
+/// `last_change` (the value's last-change time as AWS reports it now, if it
+/// was read) decides: a precise time inside that second is the announced
+/// change or a later one, and the deployment serves it if it started after.
+/// A last-change time outside that second tells nothing about this event.
+pub fn serves_event(start: f64, at: f64, last_change: Option<f64>) -> bool {
+    started_after(start, at)
+        || last_change.is_some_and(|l| l.fract() != 0.0 && at <= l && l < at + 1.0 && started_after(start, l))
+}
+
+/// Whether `serves_event` needs the value's last-change time: the deployment
+/// started within the event's (whole) second. Before it, it surely did not serve.
+pub fn needs_last_change(start: f64, at: f64) -> bool {
+    !started_after(start, at) && at.fract() == 0.0 && start >= at
+}
+
 /// `2024-02-06T16:43:48Z` or with fractional seconds / offset, to epoch seconds.
 pub fn parse_rfc3339(s: &str) -> Option<f64> {
     let b = s.as_bytes();

@@ -235,6 +235,53 @@ fn timestamps_round_trip() {
     assert_eq!(format_rfc3339(951782400.0), "2000-02-29T00:00:00Z");
 }
 
+/// An event stamped 16:43:48 (whole second) for a value changed at 16:43:48.250.
+const AT: f64 = 1707237828.0;
+
+#[test]
+fn a_deployment_a_full_second_after_the_event_serves_it_without_reading_anything() {
+    assert!(started_after(AT + 1.0, AT));
+    assert!(serves_event(AT + 1.0, AT, None));
+    assert!(!needs_last_change(AT + 1.0, AT));
+    // Before the event's second: surely older than the change, nothing to read.
+    assert!(!serves_event(AT - 0.001, AT, Some(AT - 0.5)));
+    assert!(!needs_last_change(AT - 0.001, AT));
+}
+
+#[test]
+fn within_the_event_second_the_precise_change_time_decides() {
+    let changed = AT + 0.25;
+    for start in [AT, AT + 0.1, AT + 0.25] {
+        assert!(needs_last_change(start, AT));
+        assert!(!serves_event(start, AT, Some(changed)), "started {start} at or before the change");
+    }
+    for start in [AT + 0.251, AT + 0.9] {
+        assert!(needs_last_change(start, AT));
+        assert!(serves_event(start, AT, Some(changed)), "started {start} after the change");
+        // Not read, or unreadable: redeploy rather than guess.
+        assert!(!serves_event(start, AT, None));
+    }
+}
+
+#[test]
+fn a_last_change_time_that_cannot_be_the_announced_change_decides_nothing() {
+    let start = AT + 0.9;
+    // Whole seconds (moto's Secrets Manager): any instant of that second.
+    assert!(!serves_event(start, AT, Some(AT)));
+    // Older than the event's second: this metadata was not moved by the change.
+    assert!(!serves_event(start, AT, Some(AT - 0.5)));
+    // A later change than the event's: the deployment is older than it.
+    assert!(!serves_event(start, AT, Some(AT + 1.2)));
+}
+
+#[test]
+fn precise_change_times_are_compared_as_they_are_whole_seconds_with_a_second_of_doubt() {
+    assert!(started_after(AT + 0.251, AT + 0.25));
+    assert!(!started_after(AT + 0.25, AT + 0.25));
+    assert!(!started_after(AT + 0.999, AT));
+    assert!(started_after(AT + 1.0, AT));
+}
+
 /// Property-based fuzzing of the event parser: any JSON, any bytes.
 mod fuzz {
     use proptest::prelude::*;

@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 
 use super::{Aws, AwsError, classify};
 use crate::arn::RawTarget;
+use crate::events::ChangedValue;
 use crate::model::{Desired, ValueRef};
 use crate::observed::*;
 use crate::policy::{INLINE_POLICY_NAME, decode_document};
@@ -225,6 +226,60 @@ fn observed_parameter(p: &aws_sdk_ssm::types::ParameterMetadata) -> Option<Obser
     })
 }
 
+/// The last-change time AWS reports now for each changed value (one
+/// DescribeParameters per 50 names, one DescribeSecret per secret). Read only
+/// when an event's whole-second time cannot tell whether a deployment came
+/// after it; a value that cannot be read is left out, and its reader redeployed.
+pub async fn last_change_times(
+    aws: &Aws,
+    values: &BTreeSet<ChangedValue>,
+    concurrency: usize,
+) -> BTreeMap<ChangedValue, f64> {
+    let mut times = BTreeMap::new();
+    let (mut names, mut ids) = (Vec::new(), Vec::new());
+    for v in values {
+        match v {
+            ChangedValue::Parameter(n) => names.push(n.clone()),
+            ChangedValue::Secret(id) => ids.push(id.clone()),
+        }
+    }
+    for chunk in names.chunks(50) {
+        match async { describe_parameters(aws, names_filter(chunk)?).await }.await {
+            Ok(found) => times
+                .extend(found.into_iter().filter_map(|p| Some((ChangedValue::Parameter(p.name), p.last_modified?)))),
+            Err(e) => tracing::debug!(error = %e, "Could not read parameter change times"),
+        }
+    }
+    let described = bounded(ids, concurrency, |id| {
+        let sm = aws.secrets.clone();
+        async move {
+            let out = sm.describe_secret().secret_id(&id).send().await.map_err(|e| classify("DescribeSecret", e));
+            (id, out.map(|d| d.last_changed_date().map(|t| t.as_secs_f64())))
+        }
+    })
+    .await;
+    for (id, read) in described {
+        match read {
+            Ok(Some(t)) => {
+                times.insert(ChangedValue::Secret(id), t);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!(error = %e, "Could not read a secret's change time"),
+        }
+    }
+    times
+}
+
+/// DescribeParameters' filter for these exact names (at most 50).
+fn names_filter(names: &[String]) -> Result<ParameterStringFilter, AwsError> {
+    ParameterStringFilter::builder()
+        .key("Name")
+        .option("Equals")
+        .set_values(Some(names.to_vec()))
+        .build()
+        .map_err(|e| AwsError::other("DescribeParameters", e.to_string()))
+}
+
 /// Every page of DescribeParameters for one filter.
 async fn describe_parameters(aws: &Aws, filter: ParameterStringFilter) -> Result<Vec<ObservedParameter>, AwsError> {
     let mut all = Vec::new();
@@ -297,13 +352,7 @@ async fn parameters(
     let owned_found: BTreeSet<String> = found.keys().cloned().collect();
     let names: Vec<String> = w.parameters.iter().filter(|n| !found.contains_key(*n)).cloned().collect();
     for chunk in names.chunks(50) {
-        let filter = ParameterStringFilter::builder()
-            .key("Name")
-            .option("Equals")
-            .set_values(Some(chunk.to_vec()))
-            .build()
-            .map_err(|e| AwsError::other("DescribeParameters", e.to_string()))?;
-        for p in describe_parameters(aws, filter).await? {
+        for p in describe_parameters(aws, names_filter(chunk)?).await? {
             if chunk.contains(&p.name) {
                 found.insert(p.name.clone(), p);
             }

@@ -1,7 +1,6 @@
 //! Real-AWS behaviour that the emulator does not show, forced with
 //! aws-smithy-mocks: URL-encoded policy documents and throttling errors.
 
-use aws_sdk_iam::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_iam::operation::get_role::GetRoleOutput;
 use aws_sdk_iam::operation::get_role_policy::GetRolePolicyOutput;
 use aws_sdk_iam::operation::list_attached_role_policies::ListAttachedRolePoliciesOutput;
@@ -14,20 +13,28 @@ use super::observe::read_role;
 use crate::arn::Scope;
 use crate::policy;
 
+/// A client of one SDK crate answered by the mock rules (any order), with
+/// whatever else the config builder is given.
+macro_rules! mocked {
+    ($sdk:ident, $rules:expr $(, $extra:ident($arg:expr))*) => {{
+        let mut m = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+        for r in $rules {
+            m = m.with_rule(r);
+        }
+        let conf = $sdk::Config::builder()
+            .behavior_version($sdk::config::BehaviorVersion::latest())
+            .region($sdk::config::Region::new("us-east-1"))
+            .credentials_provider($sdk::config::Credentials::new("a", "b", None, None, "test"))
+            $(.$extra($arg))*
+            .http_client(create_mock_http_client())
+            .interceptor(m)
+            .build();
+        $sdk::Client::from_conf(conf)
+    }};
+}
+
 fn iam(rules: &[&Rule]) -> aws_sdk_iam::Client {
-    let mut m = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
-    for r in rules {
-        m = m.with_rule(r);
-    }
-    let conf = aws_sdk_iam::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("a", "b", None, None, "test"))
-        .retry_config(aws_config::retry::RetryConfig::disabled())
-        .http_client(create_mock_http_client())
-        .interceptor(m)
-        .build();
-    aws_sdk_iam::Client::from_conf(conf)
+    mocked!(aws_sdk_iam, rules, retry_config(aws_config::retry::RetryConfig::disabled()))
 }
 
 /// What IAM really sends: RFC 3986 percent-encoding of the JSON text.
@@ -182,18 +189,7 @@ async fn bounded_keeps_order_and_never_exceeds_its_limit() {
 }
 
 fn ecs(rules: &[&Rule]) -> aws_sdk_ecs::Client {
-    let mut m = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
-    for r in rules {
-        m = m.with_rule(r);
-    }
-    let conf = aws_sdk_ecs::Config::builder()
-        .behavior_version(aws_sdk_ecs::config::BehaviorVersion::latest())
-        .region(aws_sdk_ecs::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_ecs::config::Credentials::new("a", "b", None, None, "test"))
-        .http_client(create_mock_http_client())
-        .interceptor(m)
-        .build();
-    aws_sdk_ecs::Client::from_conf(conf)
+    mocked!(aws_sdk_ecs, rules)
 }
 
 fn service_with_primary(id: &str) -> aws_sdk_ecs::types::Service {
@@ -245,4 +241,54 @@ async fn a_forced_deployment_that_did_not_happen_is_sent_again() {
     assert_eq!(id.as_deref(), Some("ecs-svc/new"));
     assert_eq!(update.num_calls(), 3);
     assert_eq!(describe.num_calls(), 1, "only the ambiguous failure is checked");
+}
+
+/// Real AWS reports change times to the millisecond (moto's Secrets Manager
+/// to the second): both are read as they are; a value that cannot be read is
+/// left out, so its readers are redeployed rather than guessed fresh.
+#[tokio::test]
+async fn change_times_are_read_to_the_millisecond_and_an_unreadable_value_is_left_out() {
+    use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput;
+    use aws_sdk_ssm::operation::describe_parameters::DescribeParametersOutput;
+    use aws_sdk_ssm::types::ParameterMetadata;
+    use aws_smithy_types::DateTime;
+
+    use crate::events::ChangedValue;
+    let describe_parameters = mock!(aws_sdk_ssm::Client::describe_parameters).then_output(|| {
+        DescribeParametersOutput::builder()
+            .parameters(
+                ParameterMetadata::builder()
+                    .name("/web/db")
+                    .last_modified_date(DateTime::from_millis(1_707_237_828_250))
+                    .build(),
+            )
+            .build()
+    });
+    const ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:web/api-AbCdEf";
+    let describe_secret = mock!(aws_sdk_secretsmanager::Client::describe_secret)
+        .match_requests(|r| r.secret_id() == Some(ARN))
+        .then_output(|| {
+            DescribeSecretOutput::builder().last_changed_date(DateTime::from_millis(1_707_237_828_731)).build()
+        });
+    let denied = mock!(aws_sdk_secretsmanager::Client::describe_secret).then_http_response(|| {
+        Response::new(
+            StatusCode::try_from(400).unwrap(),
+            SdkBody::from(r#"{"__type":"AccessDeniedException","message":"not allowed"}"#),
+        )
+    });
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+    let mut aws = super::Aws::for_tests(iam(&[]), Scope::new("us-east-1", "123456789012"), metrics);
+    aws.ssm = mocked!(aws_sdk_ssm, [&describe_parameters]);
+    aws.secrets = mocked!(aws_sdk_secretsmanager, [&describe_secret, &denied]);
+    let values = [
+        ChangedValue::Parameter("/web/db".into()),
+        ChangedValue::Secret(ARN.into()),
+        ChangedValue::Secret("web/other".into()),
+        ChangedValue::Parameter("/web/missing".into()),
+    ];
+    let times = super::observe::last_change_times(&aws, &values.iter().cloned().collect(), 2).await;
+    assert_eq!(times.get(&values[0]), Some(&1_707_237_828.25));
+    assert_eq!(times.get(&values[1]), Some(&1_707_237_828.731));
+    assert_eq!(times.len(), 2, "denied and missing values are left out: {times:?}");
+    assert_eq!(describe_parameters.num_calls(), 1, "two names, one call");
 }

@@ -386,9 +386,47 @@ pub async fn queue_depth(sdk: &aws_config::SdkConfig, name: &str) -> u64 {
         .sum()
 }
 
+pub fn epoch_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
 pub fn rfc3339_now() -> String {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
-    secretwire::events::format_rfc3339(t)
+    secretwire::events::format_rfc3339(epoch_now())
+}
+
+/// Waits for the next wall-clock second to begin, so that the few calls made
+/// right after it land within one second: not synchronisation, a timestamp.
+pub fn at_the_start_of_a_second() {
+    let now = epoch_now();
+    std::thread::sleep(Duration::from_secs_f64(now.floor() + 1.0 - now));
+}
+
+/// Sends an EventBridge event body straight to a queue, as EventBridge would deliver it.
+pub async fn send_to_queue(sdk: &aws_config::SdkConfig, queue: &str, body: &str) {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let url = sqs.get_queue_url().queue_name(queue).send().await.unwrap().queue_url.unwrap();
+    sqs.send_message().queue_url(&url).message_body(body).send().await.unwrap();
+}
+
+/// The start time of a service's newest deployment, as ECS reports it.
+pub async fn deployment_start(sdk: &aws_config::SdkConfig, service: &str) -> f64 {
+    let ecs = aws_sdk_ecs::Client::new(sdk);
+    let out = ecs.describe_services().cluster("prod").services(service).send().await.unwrap();
+    out.services()[0]
+        .deployments()
+        .iter()
+        .filter_map(|d| d.created_at())
+        .map(|t| t.as_secs_f64())
+        .fold(f64::MIN, f64::max)
+}
+
+/// A parameter's last-change time, as SSM reports it (to the millisecond, on AWS and on moto).
+pub async fn parameter_changed_at(sdk: &aws_config::SdkConfig, name: &str) -> f64 {
+    let ssm = aws_sdk_ssm::Client::new(sdk);
+    let filter =
+        aws_sdk_ssm::types::ParameterStringFilter::builder().key("Name").option("Equals").values(name).build().unwrap();
+    let out = ssm.describe_parameters().parameter_filters(filter).send().await.unwrap();
+    out.parameters()[0].last_modified_date().unwrap().as_secs_f64()
 }
 
 /// The tags of one SSM parameter.

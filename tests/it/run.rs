@@ -115,11 +115,9 @@ async fn a_duplicate_delivery_makes_no_second_deployment() {
         "detail": {"name": "web/api", "labelUpdated": "AWSCURRENT", "versionId": "v2"}
     })
     .to_string();
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let url = sqs.get_queue_url().queue_name(QUEUE).send().await.unwrap().queue_url.unwrap();
-    sqs.send_message().queue_url(&url).message_body(&body).send().await.unwrap();
+    send_to_queue(&sdk, QUEUE, &body).await;
     eventually!("the first delivery's redeploy", 30, run, run.redeploys("web") == 1);
-    sqs.send_message().queue_url(&url).message_body(&body).send().await.unwrap();
+    send_to_queue(&sdk, QUEUE, &body).await;
     eventually!("the duplicate to be handled", 30, run, {
         run.metric("secretwire_events_total{outcome=\"duplicate\"}") == 1.0 && queue_depth(&sdk, QUEUE).await == 0
     });
@@ -421,5 +419,136 @@ async fn a_rotation_redeploys_once_and_later_resyncs_do_not_deploy_again() {
     eventually!("three more passes", 30, run, run.metric("secretwire_reconciles_total{result=\"ok\"}") >= passes + 3.0);
     assert_eq!(run.redeploys("web"), 1, "the backstop must not deploy again for the same change:\n{}", run.log());
     assert_eq!(run.metric("secretwire_redeploys_total{reason=\"stale\"}"), 0.0);
+    assert_eq!(run.stop().0, 0);
+}
+
+const PARAM: &str = "/web/database-password";
+
+/// A `Parameter Store Change` for PARAM, stamped with the whole second `at`.
+fn parameter_update(id: &str, at: f64) -> String {
+    serde_json::json!({
+        "version": "0", "id": id, "detail-type": "Parameter Store Change", "source": "aws.ssm",
+        "account": "123456789012", "region": "us-east-1", "time": secretwire::events::format_rfc3339(at),
+        "resources": ["arn:aws:ssm:us-east-1:123456789012:parameter/web/database-password"],
+        "detail": {"operation": "Update", "name": PARAM, "type": "SecureString"}
+    })
+    .to_string()
+}
+
+/// A new value for PARAM, written as a human or a rotation would.
+async fn change_parameter(sdk: &aws_config::SdkConfig, n: u32) {
+    let ssm = aws_sdk_ssm::Client::new(sdk);
+    let put = ssm.put_parameter().name(PARAM).value(format!("changed-by-a-human-{n}"));
+    put.r#type(aws_sdk_ssm::types::ParameterType::SecureString).overwrite(true).send().await.unwrap();
+}
+
+async fn force_deployment(sdk: &aws_config::SdkConfig, service: &str) {
+    let ecs = aws_sdk_ecs::Client::new(sdk);
+    ecs.update_service().cluster("prod").service(service).force_new_deployment(true).send().await.unwrap();
+}
+
+/// Changes PARAM, then deploys its two readers (a pipeline, say), all within
+/// one wall-clock second, tried again when the calls straddle one. Returns that second.
+async fn change_then_deploy_within_a_second(sdk: &aws_config::SdkConfig) -> f64 {
+    for n in 0..5 {
+        at_the_start_of_a_second();
+        change_parameter(sdk, n).await;
+        force_deployment(sdk, "web").await;
+        force_deployment(sdk, "worker").await;
+        let changed = parameter_changed_at(sdk, PARAM).await;
+        let starts = [deployment_start(sdk, "web").await, deployment_start(sdk, "worker").await];
+        if changed.fract() != 0.0 && starts.iter().all(|s| s.floor() == changed.floor() && *s > changed) {
+            return changed.floor();
+        }
+    }
+    panic!("the change and both deployments within one second, in five tries");
+}
+
+#[tokio::test]
+async fn an_event_in_the_same_second_as_a_deployment_is_told_apart_by_the_precise_change_time() {
+    let (moto, repo, sdk) = rolled_out_example().await;
+    let run = moto.start_run(repo.path(), &["--debounce", "0s"]);
+    run.wait_ready();
+    let reads = |r: &Running| r.metric("secretwire_aws_calls_total{service=\"SSM\",operation=\"DescribeParameters\"}");
+
+    // The event, stamped with the whole second of the change, is already served.
+    let at = change_then_deploy_within_a_second(&sdk).await;
+    let (web0, worker0, reads0) = (deployment_id(&sdk, "web").await, deployment_id(&sdk, "worker").await, reads(&run));
+    send_to_queue(&sdk, QUEUE, &parameter_update("same-second-change-then-deploy", at)).await;
+    eventually!("the event handled", 30, run, {
+        run.metric("secretwire_events_total{outcome=\"fresh\"}") == 2.0 && queue_depth(&sdk, QUEUE).await == 0
+    });
+    assert_eq!((run.redeploys("web"), run.redeploys("worker")), (0, 0), "{}", run.log());
+    assert_eq!(deployment_id(&sdk, "web").await, web0);
+    assert_eq!(deployment_id(&sdk, "worker").await, worker0);
+    assert_eq!(reads(&run), reads0 + 1.0, "one read of the change time serves both readers");
+
+    // A deployment, then the value, within one second: the deployment is
+    // older than the change, and the event redeploys.
+    tick_past_a_second();
+    let mut second = None;
+    for n in 10..15 {
+        at_the_start_of_a_second();
+        force_deployment(&sdk, "web").await;
+        change_parameter(&sdk, n).await;
+        let changed = parameter_changed_at(&sdk, PARAM).await;
+        let start = deployment_start(&sdk, "web").await;
+        if changed.fract() != 0.0 && start.floor() == changed.floor() && start < changed {
+            second = Some(changed.floor());
+            break;
+        }
+    }
+    let at = second.expect("a deployment and then the change within one second, in five tries");
+    let reads0 = reads(&run);
+    send_to_queue(&sdk, QUEUE, &parameter_update("same-second-deploy-then-change", at)).await;
+    eventually!("both readers redeployed", 30, run, run.redeploys("web") == 1 && run.redeploys("worker") == 1);
+    eventually!("the message deleted", 30, run, queue_depth(&sdk, QUEUE).await == 0);
+    assert_eq!(reads(&run), reads0 + 1.0, "only web started within the event's second");
+    assert_eq!(run.metric("secretwire_events_total{outcome=\"fresh\"}"), 2.0);
+    assert_eq!(run.stop().0, 0);
+
+    // The backstop compares precise change times as they are: a deployment
+    // that started after the change, within its second, is not stale.
+    change_then_deploy_within_a_second(&sdk).await;
+    let backstop = moto.start_run(repo.path(), &["--no-events", "--resync-interval", "1s"]);
+    backstop.wait_ready();
+    let passes = backstop.metric("secretwire_reconciles_total{result=\"ok\"}");
+    eventually!("two more passes", 30, backstop, {
+        backstop.metric("secretwire_reconciles_total{result=\"ok\"}") >= passes + 2.0
+    });
+    assert_eq!((backstop.redeploys("web"), backstop.redeploys("worker")), (0, 0), "{}", backstop.log());
+    assert_eq!(backstop.stop().0, 0);
+}
+
+/// An event found already served answers only the changes made before that
+/// deployment started: a later change within the same second, whose event is
+/// lost, is still redeployed by the backstop.
+#[tokio::test]
+async fn a_change_after_an_already_served_event_in_the_same_second_is_still_caught_by_the_backstop() {
+    let (moto, repo, sdk) = rolled_out_example().await;
+    let run = moto.start_run(repo.path(), &["--debounce", "0s"]);
+    run.wait_ready();
+    let fresh = |r: &Running| r.metric("secretwire_events_total{outcome=\"fresh\"}");
+    let mut within_one_second = false;
+    for n in 0..5 {
+        let at = change_then_deploy_within_a_second(&sdk).await;
+        let before = fresh(&run);
+        send_to_queue(&sdk, QUEUE, &parameter_update(&format!("served-{n}"), at)).await;
+        eventually!("the event found served", 30, run, fresh(&run) == before + 2.0);
+        // Changed again; this change's event is lost.
+        change_parameter(&sdk, 100 + n).await;
+        if parameter_changed_at(&sdk, PARAM).await.floor() == at {
+            within_one_second = true;
+            break;
+        }
+    }
+    assert!(within_one_second, "change, deployments, event and change again within one second, in five tries");
+    assert_eq!((run.redeploys("web"), run.redeploys("worker")), (0, 0), "{}", run.log());
+    // A manifest edit starts a pass at once.
+    let web = repo.path().join("services/web.yaml");
+    let text = std::fs::read_to_string(&web).unwrap();
+    std::fs::write(&web, text + "# touched\n").unwrap();
+    eventually!("the backstop's redeploys", 30, run, run.redeploys("web") == 1 && run.redeploys("worker") == 1);
+    assert_eq!(run.metric("secretwire_redeploys_total{reason=\"stale\"}"), 2.0);
     assert_eq!(run.stop().0, 0);
 }
