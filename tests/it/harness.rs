@@ -261,6 +261,13 @@ impl Running {
         panic!("timed out waiting for {what}\n--- log\n{}", self.log());
     }
 
+    /// Waits until `n` more reconcile passes than now have succeeded.
+    pub fn wait_passes(&self, n: u32) {
+        const OK: &str = "secretwire_reconciles_total{result=\"ok\"}";
+        let from = self.metric(OK);
+        self.wait_for(&format!("{n} more passes"), Duration::from_secs(30), |r| r.metric(OK) >= from + f64::from(n));
+    }
+
     pub fn wait_ready(&self) {
         self.wait_for("readiness", Duration::from_secs(60), |r| r.get("/readyz").0 == 200);
     }

@@ -172,13 +172,7 @@ async fn a_value_changed_while_stopped_is_redeployed_once_by_the_backstop() {
     let get_role = |r: &Running| r.metric("secretwire_aws_calls_total{service=\"IAM\",operation=\"GetRole\"}");
     let roles_read = get_role(&second);
     assert!(roles_read > 0.0);
-    let passes = second.metric("secretwire_reconciles_total{result=\"ok\"}");
-    eventually!(
-        "three more passes",
-        30,
-        second,
-        second.metric("secretwire_reconciles_total{result=\"ok\"}") >= passes + 3.0
-    );
+    second.wait_passes(3);
     assert_eq!(second.redeploys("web"), 1);
     assert_eq!(second.metric("secretwire_redeploys_total{reason=\"stale\"}"), 1.0);
     assert_eq!(get_role(&second), roles_read, "roles are re-verified on --reverify-interval, not every pass");
@@ -212,8 +206,7 @@ async fn a_manifest_edit_is_picked_up_without_restart_and_a_bad_edit_keeps_the_l
     let doc = iam.get_role_policy().role_name("worker-execution").policy_name("secretwire").send().await.unwrap();
     assert!(doc.policy_document().contains("web/splunk-token"), "{}", doc.policy_document());
     let puts = run.metric("secretwire_aws_calls_total{service=\"IAM\",operation=\"PutRolePolicy\"}");
-    let passes = run.metric("secretwire_reconciles_total{result=\"ok\"}");
-    eventually!("three more passes", 30, run, run.metric("secretwire_reconciles_total{result=\"ok\"}") >= passes + 3.0);
+    run.wait_passes(3);
     assert_eq!(
         run.metric("secretwire_aws_calls_total{service=\"IAM\",operation=\"PutRolePolicy\"}"),
         puts,
@@ -237,8 +230,7 @@ async fn a_manifest_edit_is_picked_up_without_restart_and_a_bad_edit_keeps_the_l
     assert_eq!(status["objects"]["Service/worker"]["conditions"][0]["reason"], "InvalidManifest");
     assert_eq!(running(ecs.clone()).await, "worker:3");
     // Still so after further passes on the last good version.
-    let passes = run.metric("secretwire_reconciles_total{result=\"ok\"}");
-    eventually!("another pass", 30, run, run.metric("secretwire_reconciles_total{result=\"ok\"}") > passes);
+    run.wait_passes(1);
     assert_eq!(run.status()["objects"]["Service/worker"]["conditions"][0]["reason"], "InvalidManifest");
     assert_eq!(run.stop().0, 0);
 }
@@ -415,8 +407,7 @@ async fn a_rotation_redeploys_once_and_later_resyncs_do_not_deploy_again() {
         .unwrap();
     publish_rotation(&sdk, &secret_arn(&sdk, "web/api").await).await;
     eventually!("the rotation redeploy", 30, run, run.redeploys("web") == 1);
-    let passes = run.metric("secretwire_reconciles_total{result=\"ok\"}");
-    eventually!("three more passes", 30, run, run.metric("secretwire_reconciles_total{result=\"ok\"}") >= passes + 3.0);
+    run.wait_passes(3);
     assert_eq!(run.redeploys("web"), 1, "the backstop must not deploy again for the same change:\n{}", run.log());
     assert_eq!(run.metric("secretwire_redeploys_total{reason=\"stale\"}"), 0.0);
     assert_eq!(run.stop().0, 0);
@@ -512,10 +503,7 @@ async fn an_event_in_the_same_second_as_a_deployment_is_told_apart_by_the_precis
     change_then_deploy_within_a_second(&sdk).await;
     let backstop = moto.start_run(repo.path(), &["--no-events", "--resync-interval", "1s"]);
     backstop.wait_ready();
-    let passes = backstop.metric("secretwire_reconciles_total{result=\"ok\"}");
-    eventually!("two more passes", 30, backstop, {
-        backstop.metric("secretwire_reconciles_total{result=\"ok\"}") >= passes + 2.0
-    });
+    backstop.wait_passes(2);
     assert_eq!((backstop.redeploys("web"), backstop.redeploys("worker")), (0, 0), "{}", backstop.log());
     assert_eq!(backstop.stop().0, 0);
 }
