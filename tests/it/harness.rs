@@ -316,12 +316,17 @@ pub async fn applied_and_rolled_out(moto: &Moto, repo: &tempfile::TempDir) {
     // Change times have one-second precision: deploy strictly after the values were written.
     tick_past_a_second();
     let sdk = moto.sdk().await;
-    let ecs = aws_sdk_ecs::Client::new(&sdk);
     for s in ["web", "worker"] {
-        ecs.update_service().cluster("prod").service(s).force_new_deployment(true).send().await.unwrap();
+        force_deployment(&sdk, s).await;
     }
     // Values written from now on are strictly newer than these deployments.
     tick_past_a_second();
+}
+
+/// UpdateService --force-new-deployment on a service of cluster prod, as a pipeline or a human would.
+pub async fn force_deployment(sdk: &aws_config::SdkConfig, service: &str) {
+    let ecs = aws_sdk_ecs::Client::new(sdk);
+    ecs.update_service().cluster("prod").service(service).force_new_deployment(true).send().await.unwrap();
 }
 
 /// Lets the wall clock move past the current second (AWS timestamps have

@@ -433,11 +433,6 @@ async fn change_parameter(sdk: &aws_config::SdkConfig, n: u32) {
     put.r#type(aws_sdk_ssm::types::ParameterType::SecureString).overwrite(true).send().await.unwrap();
 }
 
-async fn force_deployment(sdk: &aws_config::SdkConfig, service: &str) {
-    let ecs = aws_sdk_ecs::Client::new(sdk);
-    ecs.update_service().cluster("prod").service(service).force_new_deployment(true).send().await.unwrap();
-}
-
 /// Changes PARAM, then deploys its two readers (a pipeline, say), all within
 /// one wall-clock second, tried again when the calls straddle one. Returns that second.
 async fn change_then_deploy_within_a_second(sdk: &aws_config::SdkConfig) -> f64 {
