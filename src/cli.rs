@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::aws::Aws;
 use crate::aws::limit::RateLimits;
+pub use crate::logging::LogFormat;
 use crate::manifest;
 use crate::metrics::Metrics;
 use crate::model::Desired;
@@ -37,12 +38,6 @@ pub struct Cli {
     /// Less log output (-q warnings only, -qq errors only).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub quiet: u8,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -120,6 +115,11 @@ pub enum Command {
         /// before SQS delivers it again (default: the debounce window plus 2m).
         #[arg(long, value_parser = duration)]
         visibility_timeout: Option<std::time::Duration>,
+        /// An object whose writes failed terminally (AccessDenied, a conflict, a
+        /// missing fromEnv variable) is not retried for this long, unless what
+        /// it would write changes (a manifest edit, a change in AWS).
+        #[arg(long, default_value = "1h", value_parser = duration)]
+        terminal_retry_interval: std::time::Duration,
     },
     /// Print the task definition JSON apply would register for a Service.
     Render {
@@ -263,13 +263,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             failure_backoff,
             reverify_interval,
             visibility_timeout,
+            terminal_retry_interval,
         } => {
             let events = match (events_queue, no_events) {
-                (Some(q), _) => crate::controller::EventsMode::Queue(q),
-                (None, true) => crate::controller::EventsMode::Off,
-                (None, false) => crate::controller::EventsMode::Ensure,
+                (Some(q), _) => crate::run::EventsMode::Queue(q),
+                (None, true) => crate::run::EventsMode::Off,
+                (None, false) => crate::run::EventsMode::Ensure,
             };
-            let cfg = crate::controller::RunConfig {
+            let cfg = crate::run::RunConfig {
                 dir: manifests.dir,
                 listen,
                 resync: resync_interval.max(std::time::Duration::from_secs(1)),
@@ -281,8 +282,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 failure_backoff,
                 reverify: reverify_interval,
                 visibility: visibility_timeout.unwrap_or(debounce + std::time::Duration::from_secs(120)),
+                terminal_retry: terminal_retry_interval,
             };
-            crate::controller::run(cfg, metrics, limits).await?;
+            crate::run::run(cfg, metrics, limits).await?;
             Ok(0)
         }
         Command::Render { manifests, service } => {

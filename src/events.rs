@@ -8,25 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use crate::arn::{RawTarget, Scope};
+pub use crate::model::ChangedValue;
 use crate::model::{Desired, ValueRef};
-
-/// A value that changed.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum ChangedValue {
-    /// A secret name or ARN, as the event gave it.
-    Secret(String),
-    /// A parameter name (as in `detail.name`, e.g. `/web/db`).
-    Parameter(String),
-}
-
-impl std::fmt::Display for ChangedValue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ChangedValue::Secret(s) => write!(f, "secret {s}"),
-            ChangedValue::Parameter(p) => write!(f, "parameter {p}"),
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValueChange {
@@ -49,16 +32,40 @@ pub enum Parsed {
 /// Largest message body read; EventBridge events are at most 256 KiB.
 pub const MAX_BODY: usize = 256 * 1024;
 
-/// Parses one SQS message body (an EventBridge event).
-pub fn parse(body: &str, scope: &Scope) -> Parsed {
+/// One SQS message body, read once: the event's id and time, and what it means.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// The EventBridge event id (the same across redeliveries), if it has one.
+    pub id: Option<String>,
+    /// The event's `time`, seconds since the epoch.
+    pub time: Option<f64>,
+    pub parsed: Parsed,
+}
+
+/// Reads one SQS message body (an EventBridge event).
+pub fn read(body: &str, scope: &Scope) -> Event {
+    let malformed = |why: String| Event { id: None, time: None, parsed: Parsed::Malformed(why) };
     if body.len() > MAX_BODY {
-        return Parsed::Malformed(format!("body of {} bytes is larger than an EventBridge event can be", body.len()));
+        return malformed(format!("body of {} bytes is larger than an EventBridge event can be", body.len()));
     }
     let ev: Value = match serde_json::from_str(body) {
         Ok(v @ Value::Object(_)) => v,
-        Ok(_) => return Parsed::Malformed("not a JSON object".into()),
-        Err(e) => return Parsed::Malformed(format!("not JSON: {e}")),
+        Ok(_) => return malformed("not a JSON object".into()),
+        Err(e) => return malformed(format!("not JSON: {e}")),
     };
+    Event {
+        id: ev["id"].as_str().map(str::to_string),
+        time: ev["time"].as_str().and_then(parse_rfc3339),
+        parsed: meaning(&ev, scope),
+    }
+}
+
+/// What one SQS message body means.
+pub fn parse(body: &str, scope: &Scope) -> Parsed {
+    read(body, scope).parsed
+}
+
+fn meaning(ev: &Value, scope: &Scope) -> Parsed {
     let s = |v: &Value| v.as_str().map(str::to_string);
     let (Some(source), Some(detail_type)) = (s(&ev["source"]), s(&ev["detail-type"])) else {
         return Parsed::Malformed("no source or detail-type".into());

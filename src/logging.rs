@@ -9,8 +9,6 @@ use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::cli::LogFormat;
-
 /// Whether an event may carry a raw HTTP request or response (and so a value).
 pub fn carries_http_body(meta: &Metadata<'_>) -> bool {
     let sdk = meta.target().starts_with("aws_smithy")
@@ -20,6 +18,13 @@ pub fn carries_http_body(meta: &Metadata<'_>) -> bool {
 }
 
 /// The log layer: text or JSON lines on `writer`, with HTTP bodies dropped.
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, clap::ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 fn layer<S, W>(format: LogFormat, writer: W, with_target: bool) -> Box<dyn Layer<S> + Send + Sync>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,

@@ -6,8 +6,24 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::arn::RawTarget;
-pub use crate::manifest::schema::{GenerateSpec, ParameterType};
+pub use crate::value::GenerateSpec;
 use crate::value::InitialValue;
+
+pub const TAG_MANAGED_BY: &str = "secretwire.dev/managed-by";
+pub const TAG_SOURCE: &str = "secretwire.dev/source";
+/// On an ECS service: the revision apply deployed and the digest of what it was rendered from.
+pub const TAG_APPLIED: &str = "secretwire.dev/applied";
+
+/// Tags of an AWS resource, sorted by key.
+pub type Tags = BTreeMap<String, String>;
+
+/// An SSM parameter type secretwire manages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Default)]
+pub enum ParameterType {
+    #[default]
+    SecureString,
+    String,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub enum Kind {
@@ -171,5 +187,23 @@ impl ServiceDef {
         self.containers.iter().flat_map(|c| {
             c.secrets.iter().chain(c.log_secrets.iter()).map(|s| &s.value).chain(c.repository_credentials.iter())
         })
+    }
+}
+
+/// A value that changed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ChangedValue {
+    /// A secret name or ARN, as the event gave it.
+    Secret(String),
+    /// A parameter name (as in `detail.name`, e.g. `/web/db`).
+    Parameter(String),
+}
+
+impl std::fmt::Display for ChangedValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChangedValue::Secret(s) => write!(f, "secret {s}"),
+            ChangedValue::Parameter(p) => write!(f, "parameter {p}"),
+        }
     }
 }

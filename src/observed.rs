@@ -8,12 +8,7 @@ use serde_json::Value;
 
 use crate::arn::Scope;
 
-pub const TAG_MANAGED_BY: &str = "secretwire.dev/managed-by";
-pub const TAG_SOURCE: &str = "secretwire.dev/source";
-/// On an ECS service: the revision apply deployed and the digest of what it was rendered from.
-pub const TAG_APPLIED: &str = "secretwire.dev/applied";
-
-pub type Tags = BTreeMap<String, String>;
+pub use crate::model::{TAG_APPLIED, TAG_MANAGED_BY, TAG_SOURCE, Tags};
 
 #[derive(Debug, Clone)]
 pub struct Observed {

@@ -213,6 +213,16 @@ impl std::fmt::Display for CanonicalDocument {
 }
 
 /// The IAM policy secretwire itself needs for these manifests.
+/// The `Sid` of the first statement of `policy` that allows `action`.
+pub fn granting_statement(policy: &Value, action: &str) -> Option<String> {
+    let allows = |a: &Value| a.as_str().is_some_and(|a| a.eq_ignore_ascii_case(action));
+    policy["Statement"].as_array()?.iter().find_map(|st| {
+        let actions = &st["Action"];
+        let hit = allows(actions) || actions.as_array().is_some_and(|l| l.iter().any(allows));
+        (hit && st["Effect"] == "Allow").then(|| st["Sid"].as_str().unwrap_or("(no Sid)").to_string())
+    })
+}
+
 pub fn controller_policy(desired: &Desired, scope: &Scope, run: bool) -> Value {
     let Scope { partition: p, region: r, account: a } = scope;
     let managed_by = "aws:ResourceTag/secretwire.dev/managed-by";
@@ -299,7 +309,7 @@ pub fn controller_policy(desired: &Desired, scope: &Scope, run: bool) -> Value {
         st.push(json!({"Sid": "DeployServices", "Effect": "Allow", "Action": ["ecs:DescribeServices", "ecs:UpdateService"], "Resource": services.clone()}));
         st.push(
             json!({"Sid": "RecordAppliedRevision", "Effect": "Allow", "Action": "ecs:TagResource", "Resource": services,
-                       "Condition": {"ForAllValues:StringEquals": {"aws:TagKeys": [crate::observed::TAG_APPLIED]}}}),
+                       "Condition": {"ForAllValues:StringEquals": {"aws:TagKeys": [crate::model::TAG_APPLIED]}}}),
         );
     }
     if run {

@@ -11,11 +11,13 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::aws::observe::{RevisionCache, SlowCache, bounded, newest_revisions, observe, running_revisions};
+use crate::aws::retry::Backoff;
+use crate::aws::write::execute;
 use crate::aws::{Aws, AwsError};
-use crate::execute::execute;
 use crate::model::{Desired, Kind, ObjectKey};
 use crate::observed::Observed;
-use crate::plan::{Plan, plan_with_options};
+use crate::plan::{ObjectPlan, Plan, plan_with_options};
+use crate::reason::{Failure, Reason};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ObjectResult {
@@ -23,7 +25,11 @@ pub struct ObjectResult {
     pub key: ObjectKey,
     /// Writes sent for this object.
     pub ops: usize,
-    pub error: Option<String>,
+    /// Why its writes failed, or (`held`) why they were not sent again this pass.
+    pub error: Option<Failure>,
+    /// Not executed this pass: an earlier failure of the same writes holds it back.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub held: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registered: Option<String>,
 }
@@ -57,7 +63,7 @@ impl Reconciler {
     /// own retries (a throttling storm) is read again, a few times, with backoff.
     async fn observe(&self, desired: &Desired) -> Result<Observed, AwsError> {
         (|| observe(&self.aws, desired, &self.controller_id, &self.slow, self.concurrency))
-            .retry(crate::execute::backoff())
+            .retry(Backoff::CALL)
             .when(|e: &AwsError| e.transient)
             .notify(|e, after| warn!(error = %e, retry_in = ?after, "Reading the account failed; reading again"))
             .await
@@ -73,7 +79,7 @@ impl Reconciler {
         /// One read, again after transient failures (a throttling storm).
         macro_rules! read_again_on_transient {
             ($read:expr) => {{
-                let mut delays = crate::execute::backoff().build();
+                let mut delays = Backoff::CALL.build();
                 loop {
                     match $read.await {
                         Ok(()) => break,
@@ -116,11 +122,21 @@ impl Reconciler {
     }
 
     pub async fn apply(&self, desired: &Desired) -> Result<ApplyReport, AwsError> {
+        self.apply_holding(desired, &|_| None).await
+    }
+
+    /// [`Reconciler::apply`], except that an object `hold` answers for is not
+    /// executed: its result carries that failure instead (`run`'s error policy).
+    pub async fn apply_holding(
+        &self,
+        desired: &Desired,
+        hold: &(dyn Fn(&ObjectPlan) -> Option<Failure> + Sync),
+    ) -> Result<ApplyReport, AwsError> {
         let mut observed = self.observe(desired).await?;
         let first = self.plan_with(desired, &mut observed, false).await?;
         let is_store = |k: &ObjectKey| matches!(k.kind, Kind::Parameter | Kind::Secret);
         let (stores, services): (Vec<_>, Vec<_>) = first.objects.into_iter().partition(|o| is_store(&o.key));
-        let (mut results, stores) = self.run_objects(stores).await;
+        let (mut results, stores) = self.run_objects(desired, stores, hold).await;
         let store_writes: usize = results.iter().map(|r| r.ops).sum();
         // A created store brings ARNs the first plan could not know: observe and plan
         // the services again. Otherwise the first plan's services still hold.
@@ -134,7 +150,14 @@ impl Reconciler {
         } else {
             services
         };
-        let (service_results, services) = self.run_objects(services).await;
+        let services: Vec<ObjectPlan> = services
+            .into_iter()
+            .map(|mut o| {
+                o.block_if_waiting();
+                o
+            })
+            .collect();
+        let (service_results, services) = self.run_objects(desired, services, hold).await;
         results.extend(service_results);
         let mut objects = stores;
         objects.extend(services);
@@ -144,9 +167,20 @@ impl Reconciler {
     /// Executes the objects; returns their results and the objects back (moved, not copied).
     async fn run_objects(
         &self,
-        objects: Vec<crate::plan::ObjectPlan>,
-    ) -> (Vec<ObjectResult>, Vec<crate::plan::ObjectPlan>) {
-        let pairs = bounded(objects, self.concurrency, |obj| {
+        desired: &Desired,
+        objects: Vec<ObjectPlan>,
+        hold: &(dyn Fn(&ObjectPlan) -> Option<Failure> + Sync),
+    ) -> (Vec<ObjectResult>, Vec<ObjectPlan>) {
+        let (held, objects): (Vec<_>, Vec<_>) =
+            objects.into_iter().map(|o| (hold(&o), o)).partition(|(h, _)| h.is_some());
+        let mut pairs: Vec<(ObjectResult, ObjectPlan)> = held
+            .into_iter()
+            .map(|(h, obj)| {
+                let result = ObjectResult { key: obj.key.clone(), ops: 0, error: h, held: true, registered: None };
+                (result, obj)
+            })
+            .collect();
+        let ran = bounded(objects.into_iter().map(|(_, o)| o).collect(), self.concurrency, |obj| {
             let aws = self.aws.clone();
             let slow = self.slow.clone();
             async move {
@@ -158,24 +192,40 @@ impl Reconciler {
                 }
                 let key = obj.key.clone();
                 if !obj.problems.iter().all(|p| p.kind == crate::plan::ProblemKind::Drift) {
-                    return (ObjectResult { key, ops: 0, error: None, registered: None }, obj);
+                    return (ObjectResult { key, ops: 0, error: None, held: false, registered: None }, obj);
                 }
                 let result = match execute(&aws, &obj).await {
                     Ok(done) => {
                         if done.ops > 0 {
                             info!(object = %key, writes = done.ops, "Applied");
                         }
-                        ObjectResult { key, ops: done.ops, error: None, registered: done.registered }
+                        ObjectResult { key, ops: done.ops, error: None, held: false, registered: done.registered }
                     }
                     Err(e) => {
                         warn!(object = %key, error = %e, "Apply failed");
-                        ObjectResult { key, ops: 0, error: Some(e.to_string()), registered: None }
+                        ObjectResult { key, ops: 0, error: Some(e.failure()), held: false, registered: None }
                     }
                 };
                 (result, obj)
             }
         })
         .await;
+        pairs.extend(ran);
+        // An AccessDenied names the statement of `secretwire policy` that grants it.
+        if pairs.iter().any(|(r, _)| r.error.as_ref().is_some_and(|f| f.reason == Reason::AccessDenied)) {
+            let policy = crate::policy::controller_policy(desired, &self.aws.scope, true);
+            for f in pairs.iter_mut().filter_map(|(r, _)| r.error.as_mut()).filter(|f| f.reason == Reason::AccessDenied)
+            {
+                if let Some((action, _)) = crate::reason::denied_action(&f.message)
+                    && !f.message.contains("secretwire policy")
+                {
+                    match crate::policy::granting_statement(&policy, &action) {
+                        Some(sid) => f.message.push_str(&format!("; `secretwire policy` grants it in statement {sid}")),
+                        None => f.message.push_str("; `secretwire policy` does not grant it"),
+                    }
+                }
+            }
+        }
         pairs.into_iter().unzip()
     }
 }

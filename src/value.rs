@@ -6,7 +6,27 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::manifest::schema::GenerateSpec;
+/// How a value is generated (`initialValue.generate`).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GenerateSpec {
+    #[serde(default = "default_length")]
+    pub length: u32,
+    #[serde(default)]
+    pub exclude_punctuation: bool,
+    #[serde(default)]
+    pub exclude_numbers: bool,
+    #[serde(default)]
+    pub exclude_uppercase: bool,
+    #[serde(default)]
+    pub exclude_lowercase: bool,
+    #[serde(default)]
+    pub exclude_characters: String,
+}
+
+fn default_length() -> u32 {
+    32
+}
 
 /// A value that must never be printed.
 #[derive(Clone, PartialEq, Eq)]

@@ -4,6 +4,10 @@
 
 pub mod limit;
 pub mod observe;
+pub mod plumbing;
+pub mod queue;
+pub mod retry;
+pub mod write;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,6 +28,7 @@ use serde_json::Value;
 
 use crate::arn::Scope;
 use crate::metrics::Metrics;
+use crate::reason::{Failure, Reason, Retry};
 
 /// Every client secretwire uses, and where they point.
 #[derive(Clone)]
@@ -62,7 +67,43 @@ impl AwsError {
     pub fn other(operation: &'static str, message: impl Into<String>) -> Self {
         Self { operation, code: None, message: message.into(), transient: false, ambiguous: false }
     }
+
+    pub fn access_denied(&self) -> bool {
+        self.is_code(ACCESS_DENIED)
+    }
+
+    /// What an object's status says about this error, and whether retrying can
+    /// help: transient errors are retried with backoff; AccessDenied and every
+    /// other refusal get the same answer until something changes.
+    pub fn failure(&self) -> Failure {
+        let (reason, retry) = if self.transient {
+            let throttled = self.code.as_deref().is_some_and(|c| THROTTLING.contains(&c));
+            (if throttled { Reason::Throttled } else { Reason::AwsUnavailable }, Retry::Transient)
+        } else if self.access_denied() {
+            (Reason::AccessDenied, Retry::Terminal)
+        } else {
+            (Reason::AwsRejected, Retry::Terminal)
+        };
+        let message = match (reason, crate::reason::denied_action(&self.message)) {
+            (Reason::AccessDenied, Some((action, resource))) => format!(
+                "{}: AccessDenied: not authorized to perform {action}{}",
+                self.operation,
+                resource.map(|r| format!(" on {r}")).unwrap_or_default()
+            ),
+            _ => self.to_string(),
+        };
+        Failure { reason, retry, message }
+    }
 }
+
+/// Codes AWS services answer when the caller's policy does not allow a call.
+const ACCESS_DENIED: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "AuthorizationError",
+    "AuthorizationErrorException",
+];
 
 const THROTTLING: &[&str] = &[
     "Throttling",
@@ -71,6 +112,10 @@ const THROTTLING: &[&str] = &[
     "RequestThrottledException",
     "TooManyRequestsException",
     "RequestLimitExceeded",
+];
+
+/// Codes of a service that is briefly unable to answer (retried like throttling).
+const UNAVAILABLE: &[&str] = &[
     "ServiceUnavailable",
     "ServiceUnavailableException",
     "InternalFailure",
@@ -93,7 +138,8 @@ where
             let e = se.err();
             let code = e.code().map(str::to_string);
             let server = se.raw().status().is_server_error();
-            let transient = server || code.as_deref().is_some_and(|c| THROTTLING.contains(&c));
+            let transient =
+                server || code.as_deref().is_some_and(|c| THROTTLING.contains(&c) || UNAVAILABLE.contains(&c));
             let message = e.message().unwrap_or("no message").to_string();
             AwsError { operation, code, message, transient, ambiguous: server }
         }

@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 
 use super::{Aws, AwsError, classify};
 use crate::arn::RawTarget;
-use crate::events::ChangedValue;
+use crate::model::ChangedValue;
 use crate::model::{Desired, ValueRef};
 use crate::observed::*;
 use crate::policy::{INLINE_POLICY_NAME, decode_document};
@@ -205,7 +205,7 @@ pub async fn observe(
         parameters(aws, desired, &w, controller_id, concurrency),
         secrets(aws, &w, controller_id, concurrency),
         roles(aws, &w.roles, slow, concurrency),
-        describe_services(aws, desired),
+        describe_services(aws, desired.services.values().map(|s| (s.cluster.as_str(), s.service_name.as_str()))),
     )?;
     o.parameters = params;
     o.secrets = secrets;
@@ -666,13 +666,14 @@ pub async fn read_role(iam: &aws_sdk_iam::Client, name: &str) -> Result<Option<O
     }))
 }
 
-pub async fn describe_services(
+/// DescribeServices for `(cluster, service)` pairs, ten per call.
+pub async fn describe_services<'a>(
     aws: &Aws,
-    desired: &Desired,
+    services: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> Result<BTreeMap<(String, String), ObservedService>, AwsError> {
     let mut by_cluster: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for s in desired.services.values() {
-        by_cluster.entry(&s.cluster).or_default().push(s.service_name.clone());
+    for (cluster, service) in services {
+        by_cluster.entry(cluster).or_default().push(service.to_string());
     }
     let mut out = BTreeMap::new();
     for (cluster, names) in by_cluster {

@@ -217,7 +217,7 @@ async fn a_forced_deployment_whose_answer_was_lost_is_not_sent_twice() {
     let describe = mock!(aws_sdk_ecs::Client::describe_services)
         .then_output(|| DescribeServicesOutput::builder().services(service_with_primary("ecs-svc/new")).build());
     let aws = aws_with_ecs(ecs(&[&update, &describe]));
-    let id = crate::execute::force_new_deployment(&aws, "prod", "web", Some("ecs-svc/old")).await.unwrap();
+    let id = crate::aws::write::force_new_deployment(&aws, "prod", "web", Some("ecs-svc/old")).await.unwrap();
     assert_eq!(id.as_deref(), Some("ecs-svc/new"));
     assert_eq!(update.num_calls(), 1, "one UpdateService: the first one took effect");
 }
@@ -237,7 +237,7 @@ async fn a_forced_deployment_that_did_not_happen_is_sent_again() {
     let describe = mock!(aws_sdk_ecs::Client::describe_services)
         .then_output(|| DescribeServicesOutput::builder().services(service_with_primary("ecs-svc/old")).build());
     let aws = aws_with_ecs(ecs(&[&update, &describe]));
-    let id = crate::execute::force_new_deployment(&aws, "prod", "web", Some("ecs-svc/old")).await.unwrap();
+    let id = crate::aws::write::force_new_deployment(&aws, "prod", "web", Some("ecs-svc/old")).await.unwrap();
     assert_eq!(id.as_deref(), Some("ecs-svc/new"));
     assert_eq!(update.num_calls(), 3);
     assert_eq!(describe.num_calls(), 1, "only the ambiguous failure is checked");

@@ -8,6 +8,9 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_saphyr::Spanned;
 
+pub use crate::model::ParameterType;
+pub use crate::value::GenerateSpec;
+
 pub type S<T> = Spanned<T>;
 
 /// One YAML document: `apiVersion`, `kind`, `metadata`, `spec`.
@@ -83,13 +86,6 @@ impl<'de> Deserialize<'de> for Document {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-pub enum ParameterType {
-    #[default]
-    SecureString,
-    String,
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ParameterSpec {
@@ -146,27 +142,6 @@ pub enum JsonScalar {
     Int(i64),
     Float(f64),
     Text(String),
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct GenerateSpec {
-    #[serde(default = "default_length")]
-    pub length: u32,
-    #[serde(default)]
-    pub exclude_punctuation: bool,
-    #[serde(default)]
-    pub exclude_numbers: bool,
-    #[serde(default)]
-    pub exclude_uppercase: bool,
-    #[serde(default)]
-    pub exclude_lowercase: bool,
-    #[serde(default)]
-    pub exclude_characters: String,
-}
-
-fn default_length() -> u32 {
-    32
 }
 
 fn yes() -> bool {

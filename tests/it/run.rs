@@ -535,3 +535,54 @@ async fn a_change_after_an_already_served_event_in_the_same_second_is_still_caug
     assert_eq!(run.metric("secretwire_redeploys_total{reason=\"stale\"}"), 2.0);
     assert_eq!(run.stop().0, 0);
 }
+
+/// What a new user meets with the example manifests and `REGISTRY_CREDENTIALS`
+/// unset: the secret that cannot be created says so with a specific reason on
+/// both conditions, the service that needs it is blocked (no revision with a
+/// guessed ARN), readiness is one answer everywhere, and the failed write is
+/// not tried again at every pass.
+#[tokio::test]
+async fn a_terminal_failure_is_reported_with_its_reason_and_not_retried_at_every_pass() {
+    let moto = Moto::start();
+    moto.bootstrap();
+    let repo = example_repo();
+    let mut cmd = moto.command();
+    cmd.env_remove("REGISTRY_CREDENTIALS");
+    let run = start_run_with(cmd, repo.path(), &["--no-events", "--resync-interval", "1s"]);
+    run.wait_ready();
+    let status = run.status();
+    assert_eq!(status["ready"], true, "/readyz, /status and the log agree");
+    assert!(run.log().contains("Ready"));
+    let secret = &status["objects"]["Secret/registry/dockerhub"];
+    for c in secret["conditions"].as_array().unwrap() {
+        assert_eq!(c["status"], "False", "{secret}");
+        assert_eq!(c["reason"], "MissingEnvironmentVariable", "{secret}");
+        assert!(c["message"].as_str().unwrap().contains("REGISTRY_CREDENTIALS"), "{secret}");
+    }
+    let worker = &status["objects"]["Service/worker"];
+    assert_eq!(worker["conditions"][0]["status"], "False", "{worker}");
+    assert_eq!(worker["conditions"][0]["reason"], "Blocked", "{worker}");
+    assert!(worker["conditions"][0]["message"].as_str().unwrap().contains("Secret/registry/dockerhub"), "{worker}");
+    // web does not read the registry secret: it is applied all the same.
+    assert_eq!(status["objects"]["Service/web"]["conditions"][0]["status"], "True", "{status}");
+
+    // Three more passes: the same failing write is held, not sent again.
+    const PASSES: &str = "secretwire_reconcile_duration_seconds_count";
+    let (passes, errors) = (run.metric(PASSES), run.metric("secretwire_errors_total{result=\"apply\"}"));
+    assert_eq!(errors, 1.0, "{}", run.log());
+    run.wait_for("three more passes", Duration::from_secs(30), |r| r.metric(PASSES) >= passes + 3.0);
+    assert_eq!(run.metric("secretwire_errors_total{result=\"apply\"}"), 1.0, "{}", run.log());
+    assert_eq!(run.log().matches("Apply failed").count(), 1, "{}", run.log());
+    let secret = &run.status()["objects"]["Secret/registry/dockerhub"];
+    assert!(secret["conditions"][0]["message"].as_str().unwrap().contains("not sent again"), "{secret}");
+
+    // No revision of the worker's family was registered with a guessed ARN.
+    let sdk = moto.sdk().await;
+    let ecs = aws_sdk_ecs::Client::new(&sdk);
+    let revs = ecs.list_task_definitions().family_prefix("worker").send().await.unwrap();
+    for arn in revs.task_definition_arns() {
+        let td = ecs.describe_task_definition().task_definition(arn).send().await.unwrap();
+        let text = format!("{:?}", td.task_definition());
+        assert!(!text.contains("??????"), "{arn} holds a guessed ARN");
+    }
+}

@@ -9,7 +9,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::{Value, json};
 use tracing::info;
 
-use crate::aws::{Aws, AwsError, classify};
+use super::{Aws, AwsError, classify};
 use crate::observed::{TAG_MANAGED_BY, TAG_SOURCE};
 
 pub fn rule_patterns() -> [(&'static str, Value); 2] {

@@ -1,0 +1,397 @@
+//! Planning is a pure function: `plan(&Desired, &Observed) -> Plan`. Each
+//! object gets its changes (`+` create, `~` update, `=` unchanged) with the
+//! operation that makes it, and its problems (`!` conflict, error, blocked,
+//! drift). An empty plan makes no write.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::arn::{RawTarget, task_definition_short};
+use crate::model::*;
+use crate::observed::*;
+use crate::policy::{self, Grants};
+use crate::reason::Reason;
+use crate::taskdef::{self, Wiring};
+use crate::value::InitialValue;
+
+mod resolve;
+mod roles;
+mod service;
+mod stores;
+
+use resolve::Resolution;
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Plan {
+    pub objects: Vec<ObjectPlan>,
+    /// Families whose newest revision must be read before the plan is final
+    /// (a registration is needed and it may already exist).
+    #[serde(skip)]
+    pub needs_newest: BTreeSet<String>,
+    /// Revisions services run that must be read before the plan is final
+    /// (the service's `secretwire.dev/applied` tag does not vouch for them).
+    #[serde(skip)]
+    pub needs_running: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ObjectPlan {
+    #[serde(flatten)]
+    pub key: ObjectKey,
+    pub changes: Vec<Change>,
+    pub problems: Vec<Problem>,
+    /// Services: the task definition apply would register (wire shape).
+    #[serde(skip)]
+    pub rendered: Option<Value>,
+    /// Services: the revision (`family:revision`) the plan keeps, when it registers none.
+    #[serde(skip)]
+    pub kept_revision: Option<String>,
+    /// Services: repo objects that do not exist yet, whose ARNs the plan can only guess.
+    #[serde(skip)]
+    pub waits_on: Vec<ObjectKey>,
+}
+
+impl ObjectPlan {
+    pub fn new(key: ObjectKey) -> Self {
+        Self {
+            key,
+            changes: Vec::new(),
+            problems: Vec::new(),
+            rendered: None,
+            kept_revision: None,
+            waits_on: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Create,
+    Update,
+    Unchanged,
+}
+
+impl Action {
+    pub fn symbol(self) -> char {
+        match self {
+            Action::Create => '+',
+            Action::Update => '~',
+            Action::Unchanged => '=',
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    pub action: Action,
+    pub resource: String,
+    pub detail: String,
+    #[serde(skip)]
+    pub ops: Vec<Op>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProblemKind {
+    /// Exists without our ownership tag: reported, never adopted or overwritten.
+    Conflict,
+    /// Cannot be applied as declared.
+    Error,
+    /// Waits on another object's problem.
+    Blocked,
+    /// Differs in a way secretwire must not fix (it would need a new value).
+    Drift,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    pub reason: Reason,
+    pub resource: String,
+    pub message: String,
+}
+
+/// One write to AWS. Values are made only when the op runs.
+#[derive(Debug, Clone)]
+pub enum Op {
+    CreateParameter {
+        name: String,
+        kind: ParameterType,
+        key_id: Option<String>,
+        description: Option<String>,
+        initial: InitialValue,
+        tags: Tags,
+    },
+    TagParameter {
+        name: String,
+        tags: Tags,
+    },
+    CreateSecret {
+        name: String,
+        key_id: Option<String>,
+        description: Option<String>,
+        initial: InitialValue,
+        tags: Tags,
+    },
+    UpdateSecret {
+        id: String,
+        description: Option<String>,
+        key_id: Option<String>,
+    },
+    TagSecret {
+        id: String,
+        tags: Tags,
+    },
+    CreateRole {
+        name: String,
+        trust: Value,
+        tags: Tags,
+    },
+    UpdateTrust {
+        name: String,
+        trust: Value,
+    },
+    PutRolePolicy {
+        name: String,
+        document: Value,
+    },
+    DeleteRolePolicy {
+        name: String,
+    },
+    AttachPolicy {
+        name: String,
+        arn: String,
+    },
+    DetachPolicy {
+        name: String,
+        arn: String,
+    },
+    TagRole {
+        name: String,
+        tags: Tags,
+    },
+    RegisterTaskDefinition {
+        body: Value,
+        tags: Tags,
+    },
+    /// `task_definition: None` means "the revision registered just before".
+    /// `digest` is recorded on the service with the revision (`secretwire.dev/applied`).
+    UpdateService {
+        cluster: String,
+        service: String,
+        task_definition: Option<String>,
+        service_arn: String,
+        digest: String,
+    },
+}
+
+impl Op {
+    /// The IAM role this op writes, if any.
+    pub fn role_name(&self) -> Option<&str> {
+        match self {
+            Op::CreateRole { name, .. }
+            | Op::UpdateTrust { name, .. }
+            | Op::PutRolePolicy { name, .. }
+            | Op::DeleteRolePolicy { name }
+            | Op::AttachPolicy { name, .. }
+            | Op::DetachPolicy { name, .. }
+            | Op::TagRole { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+}
+
+impl Plan {
+    pub fn counts(&self) -> BTreeMap<&'static str, usize> {
+        let mut c: BTreeMap<&'static str, usize> =
+            ["create", "update", "unchanged", "conflict", "error", "blocked", "drift"]
+                .into_iter()
+                .map(|k| (k, 0))
+                .collect();
+        for o in &self.objects {
+            for ch in &o.changes {
+                *c.entry(match ch.action {
+                    Action::Create => "create",
+                    Action::Update => "update",
+                    Action::Unchanged => "unchanged",
+                })
+                .or_default() += 1;
+            }
+            for p in &o.problems {
+                *c.entry(match p.kind {
+                    ProblemKind::Conflict => "conflict",
+                    ProblemKind::Error => "error",
+                    ProblemKind::Blocked => "blocked",
+                    ProblemKind::Drift => "drift",
+                })
+                .or_default() += 1;
+            }
+        }
+        c
+    }
+
+    pub fn has_changes(&self) -> bool {
+        self.objects.iter().any(|o| o.changes.iter().any(|c| c.action != Action::Unchanged))
+    }
+
+    /// Problems that make `apply` fail (drift is only reported).
+    pub fn has_failures(&self) -> bool {
+        self.objects.iter().any(|o| o.problems.iter().any(|p| p.kind != ProblemKind::Drift))
+    }
+
+    pub fn object(&self, key: &ObjectKey) -> Option<&ObjectPlan> {
+        self.objects.iter().find(|o| &o.key == key)
+    }
+}
+
+pub fn owned_tags(controller_id: &str, key: &ObjectKey, extra: &BTreeMap<String, String>) -> Tags {
+    let mut t = extra.clone();
+    t.insert(TAG_MANAGED_BY.into(), controller_id.into());
+    t.insert(TAG_SOURCE.into(), key.to_string());
+    t
+}
+
+/// Tags in `want` that `have` lacks or holds with another value.
+fn missing_tags(want: &Tags, have: &Tags) -> Tags {
+    want.iter().filter(|(k, v)| have.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+struct Planner<'a> {
+    /// Keep every service's rendered task definition (for `render`); otherwise
+    /// only a registration carries one, which keeps a large pass small.
+    keep_rendered: bool,
+    d: &'a Desired,
+    o: &'a Observed,
+    id: &'a str,
+    /// Repo objects whose problems block the services that read them.
+    troubled: BTreeMap<ObjectKey, String>,
+}
+
+/// Plans every object: stores (parameters, secrets) first, then services.
+pub fn plan(desired: &Desired, observed: &Observed, controller_id: &str) -> Plan {
+    plan_with_options(desired, observed, controller_id, false)
+}
+
+/// [`plan`], keeping each service's rendered task definition (what `render` prints).
+pub fn plan_with_options(desired: &Desired, observed: &Observed, controller_id: &str, keep_rendered: bool) -> Plan {
+    let mut p = Planner { keep_rendered, d: desired, o: observed, id: controller_id, troubled: BTreeMap::new() };
+    let mut objects = Vec::new();
+    for def in desired.parameters.values() {
+        objects.push(p.parameter(def));
+    }
+    for def in desired.secrets.values() {
+        objects.push(p.secret(def));
+    }
+    for o in &objects {
+        if let Some(pr) = o.problems.iter().find(|pr| matches!(pr.kind, ProblemKind::Conflict | ProblemKind::Error)) {
+            p.troubled.insert(o.key.clone(), pr.message.clone());
+        }
+    }
+    for key in &desired.invalid {
+        p.troubled.insert(key.clone(), "its manifest is invalid".into());
+    }
+    let (mut needs_newest, mut needs_running) = (BTreeSet::new(), BTreeSet::new());
+    for def in desired.services.values() {
+        objects.push(p.service(def, &mut needs_newest, &mut needs_running));
+    }
+    Plan { objects, needs_newest, needs_running }
+}
+
+impl ObjectPlan {
+    /// After the stores were applied, a service still waiting on one must not
+    /// be executed: its revision would carry a guessed ARN. It is blocked
+    /// instead, naming what it waits on.
+    pub fn block_if_waiting(&mut self) {
+        if self.waits_on.is_empty() {
+            return;
+        }
+        let names: Vec<String> = self.waits_on.iter().map(ToString::to_string).collect();
+        for c in &mut self.changes {
+            c.ops.clear();
+        }
+        self.changes.retain(|c| c.action == Action::Unchanged);
+        self.problems.push(Problem {
+            kind: ProblemKind::Blocked,
+            reason: Reason::Blocked,
+            resource: names.join(", "),
+            message: "does not exist yet (its create failed or was held back); this service waits for it".into(),
+        });
+    }
+}
+
+/// A declared value that does not exist and cannot be made.
+fn uncreatable(resource: String) -> Problem {
+    Problem {
+        kind: ProblemKind::Error,
+        reason: Reason::NoInitialValue,
+        resource,
+        message: "does not exist and has no initialValue to create it from".into(),
+    }
+}
+
+impl Planner<'_> {
+    /// `Some(adopting)` when secretwire may manage the resource; otherwise the
+    /// conflict is recorded on the object and `None` returned.
+    fn may_manage(&self, plan: &mut ObjectPlan, resource: &str, tags: &Tags, adopt: bool) -> Option<bool> {
+        match self.ownership_problem(resource, tags, adopt) {
+            Ok(adopting) => Some(adopting),
+            Err(p) => {
+                plan.problems.push(p);
+                None
+            }
+        }
+    }
+
+    fn ownership_problem(&self, resource: &str, tags: &Tags, adopt: bool) -> Result<bool, Problem> {
+        match ownership(tags, self.id) {
+            Ownership::Ours => Ok(false),
+            Ownership::Unmanaged if adopt => Ok(true),
+            Ownership::Unmanaged => Err(Problem {
+                kind: ProblemKind::Conflict,
+                reason: Reason::Conflict,
+                resource: resource.into(),
+                message: format!(
+                    "exists without the tag {TAG_MANAGED_BY}; not adopted (set adopt: true to take it over)"
+                ),
+            }),
+            Ownership::OtherController(other) => Err(Problem {
+                kind: ProblemKind::Conflict,
+                reason: Reason::Conflict,
+                resource: resource.into(),
+                message: format!("managed by another secretwire controller (id `{other}`)"),
+            }),
+        }
+    }
+
+    /// Records an error when a declared KMS key does not exist; true if so.
+    fn missing_key(&self, plan: &mut ObjectPlan, resource: &str, key_id: Option<&str>) -> bool {
+        let Some(k) = key_id.filter(|k| !self.o.keys.contains_key(*k)) else { return false };
+        plan.problems.push(Problem {
+            kind: ProblemKind::Error,
+            reason: Reason::KmsKeyNotFound,
+            resource: resource.into(),
+            message: format!("KMS key `{k}` not found"),
+        });
+        true
+    }
+
+    /// The ARN of the key a key id names, if it is known and customer managed.
+    fn key_arn(&self, key_id: &str) -> Option<&str> {
+        self.o.keys.get(key_id).filter(|k| !k.arn.is_empty()).map(|k| k.arn.as_str())
+    }
+}
+
+fn keys_of(t: &Tags) -> String {
+    t.keys().cloned().collect::<Vec<_>>().join(", ")
+}
+
+/// The rendered task definition of one service, as `render` prints it.
+pub fn rendered_task_definition<'a>(plan: &'a Plan, service: &str) -> Option<&'a Value> {
+    plan.object(&ObjectKey::new(Kind::Service, service))?.rendered.as_ref()
+}
+
+#[cfg(test)]
+mod tests;

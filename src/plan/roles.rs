@@ -1,0 +1,82 @@
+//! Planning one IAM role (execution or task role): trust, the inline policy
+//! `secretwire`, managed policies and tags, on a role secretwire may manage.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::*;
+
+impl Planner<'_> {
+    /// Plans one role; returns its ARN when the service may use it.
+    pub(super) fn role(
+        &self,
+        plan: &mut ObjectPlan,
+        owner: &ObjectKey,
+        role: &RoleDef,
+        trust: Value,
+        inline: Option<Value>,
+        what: &str,
+    ) -> Option<String> {
+        let resource = format!("iam role {} ({what})", role.name);
+        let tags = owned_tags(self.id, owner, &BTreeMap::new());
+        let policy_summary =
+            |p: &Option<Value>| p.as_ref().map_or(0, |p| p["Statement"].as_array().map_or(0, Vec::len));
+        let Some(obs) = self.o.roles.get(&role.name) else {
+            let mut ops = vec![Op::CreateRole { name: role.name.clone(), trust, tags }];
+            if let Some(doc) = &inline {
+                ops.push(Op::PutRolePolicy { name: role.name.clone(), document: doc.clone() });
+            }
+            ops.extend(
+                role.managed_policy_arns.iter().map(|a| Op::AttachPolicy { name: role.name.clone(), arn: a.clone() }),
+            );
+            plan.changes.push(Change {
+                action: Action::Create,
+                resource,
+                detail: format!(
+                    "trusted by {}, inline policy with {} statements, {} managed policies",
+                    policy::ECS_TASKS,
+                    policy_summary(&inline),
+                    role.managed_policy_arns.len()
+                ),
+                ops,
+            });
+            return Some(self.o.scope.role_arn(&role.name));
+        };
+        let adopting = self.may_manage(plan, &resource, &obs.tags, role.adopt)?;
+        let mut ops = Vec::new();
+        let mut what = Vec::new();
+        let add = missing_tags(&tags, &obs.tags);
+        if !add.is_empty() {
+            what.push(if adopting { "adopt: add ownership tags".to_string() } else { "tags".to_string() });
+            ops.push(Op::TagRole { name: role.name.clone(), tags: add });
+        }
+        if !obs.trust.matches(&trust) {
+            what.push("trust policy".into());
+            ops.push(Op::UpdateTrust { name: role.name.clone(), trust });
+        }
+        match (&inline, &obs.inline_policy) {
+            (Some(want), Some(have)) if have.matches(want) => {}
+            (Some(want), _) => {
+                what.push(format!("inline policy {}", policy::INLINE_POLICY_NAME));
+                ops.push(Op::PutRolePolicy { name: role.name.clone(), document: want.clone() });
+            }
+            (None, Some(_)) => {
+                what.push(format!("remove inline policy {}", policy::INLINE_POLICY_NAME));
+                ops.push(Op::DeleteRolePolicy { name: role.name.clone() });
+            }
+            (None, None) => {}
+        }
+        for a in role.managed_policy_arns.difference(&obs.managed_policy_arns) {
+            what.push(format!("attach {a}"));
+            ops.push(Op::AttachPolicy { name: role.name.clone(), arn: a.clone() });
+        }
+        for a in obs.managed_policy_arns.difference(&role.managed_policy_arns) {
+            what.push(format!("detach {a}"));
+            ops.push(Op::DetachPolicy { name: role.name.clone(), arn: a.clone() });
+        }
+        let action = if ops.is_empty() { Action::Unchanged } else { Action::Update };
+        plan.changes.push(Change { action, resource, detail: what.join(", "), ops });
+        Some(obs.arn.clone())
+    }
+}

@@ -1,0 +1,329 @@
+//! Carries each input of the select loop to the rooms and their actions out:
+//! a pass (reconcile, status, holds, stale backstop), a batch of messages
+//! (read once, matched to readers, debounced), a closed window (redeploys),
+//! a manifest change (reload, pass), shutdown (held messages returned).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::{debug, error, info, warn};
+
+use super::backstop::Backstop;
+use super::debounce::{Action, Debouncer, Input, Outcome, Received};
+use super::holds::Holds;
+use super::redeploy::Redeployer;
+use super::reload::{Manifests, keys};
+use super::status::{ConditionType, PassOutcome, Shared, Verdict, verdicts};
+use super::{RunConfig, now};
+use crate::aws::Aws;
+use crate::aws::queue::{Message, Queue, Receipt};
+use crate::aws::retry::Backoff;
+use crate::events::{Parsed, ValueIndex, format_rfc3339};
+use crate::metrics::{OutcomeLabels, ResultLabels};
+use crate::observed::Observed;
+use crate::plan::{ObjectPlan, Op};
+use crate::reason::{Failure, Reason};
+use crate::reconcile::{ApplyReport, Reconciler};
+
+pub(super) struct Controller {
+    cfg: RunConfig,
+    rec: Reconciler,
+    shared: Arc<Shared>,
+    queue: Option<Queue>,
+    manifests: Manifests,
+    index: ValueIndex,
+    debounce: Debouncer,
+    backstop: Backstop,
+    holds: Holds,
+    /// Passes in a row that failed before any change (the account could not be read).
+    pass_failures: u32,
+    /// When the next retry pass runs.
+    retry_at: Option<Instant>,
+    /// Redeploy batches in a row whose services could not be read.
+    unread: u32,
+}
+
+impl Controller {
+    pub fn new(cfg: RunConfig, aws: Aws, shared: Arc<Shared>, queue: Option<Queue>) -> Self {
+        let rec = Reconciler {
+            aws,
+            controller_id: cfg.controller_id.clone(),
+            concurrency: cfg.concurrency,
+            cache: Default::default(),
+            slow: Arc::new(crate::aws::observe::SlowCache::new(cfg.reverify)),
+        };
+        Self {
+            manifests: Manifests::new(cfg.dir.clone()),
+            index: ValueIndex::default(),
+            debounce: Debouncer::new(cfg.debounce, cfg.failure_backoff),
+            backstop: Backstop::default(),
+            holds: Holds::new(cfg.resync, cfg.terminal_retry),
+            pass_failures: 0,
+            retry_at: None,
+            unread: 0,
+            cfg,
+            rec,
+            shared,
+            queue,
+        }
+    }
+
+    pub fn resync_interval(&self) -> Duration {
+        self.cfg.resync
+    }
+
+    pub fn next_due(&self) -> Option<Instant> {
+        self.debounce.next_due()
+    }
+
+    pub fn retry_at(&self) -> Option<Instant> {
+        self.retry_at
+    }
+
+    /// Loads the manifests and makes the first full pass; then the controller is ready.
+    pub async fn start(&mut self) {
+        self.reload();
+        self.pass("startup").await;
+        // The one place readiness is decided: /readyz, /status and this line read it.
+        self.shared.board().ready = true;
+        info!("Ready");
+    }
+
+    pub async fn on_watch_tick(&mut self) {
+        if self.manifests.changed().await {
+            self.reload();
+            self.pass("manifest change").await;
+        }
+    }
+
+    fn reload(&mut self) {
+        let r = self.manifests.reload();
+        for d in &r.diagnostics {
+            warn!(diagnostic = %d, "Invalid manifest");
+        }
+        let t = now();
+        let mut board = self.shared.board();
+        board.manifest_errors = r.diagnostics;
+        for (key, kept) in &r.invalid {
+            let msg = if *kept {
+                "manifest is invalid; keeping the last good version"
+            } else {
+                "manifest is invalid; not applied"
+            };
+            board.object(key, t).set(
+                ConditionType::Ready,
+                &Verdict { ok: false, reason: Reason::InvalidManifest, message: msg.into() },
+                t,
+            );
+        }
+        for gone in &r.removed {
+            warn!(object = %gone, "Removed from the manifests; its AWS resources are left in place");
+            self.shared.metrics.errors.get_or_create(&ResultLabels { result: "object_removed".into() }).inc();
+            board.objects.remove(&gone.to_string());
+        }
+        drop(board);
+        let declared = keys(&self.manifests.desired);
+        self.holds.retain(|k| declared.contains(k));
+    }
+
+    /// A full level-triggered pass: apply (objects held by an earlier failure
+    /// of the same writes excepted), status, then the stale backstop.
+    pub async fn pass(&mut self, why: &str) {
+        let started = Instant::now();
+        debug!(trigger = why, "Reconcile pass");
+        let holds = &self.holds;
+        let hold = |p: &ObjectPlan| {
+            holds.holding(p, started).map(|h| {
+                let left = h.until.saturating_duration_since(started).as_secs();
+                let mut f = h.failure.clone();
+                f.message = format!("{} (not sent again for {left} s unless the object's writes change)", f.message);
+                f
+            })
+        };
+        let result = self.rec.apply_holding(&self.manifests.desired, &hold).await;
+        let m = self.shared.metrics.clone();
+        m.reconcile_seconds.observe(started.elapsed().as_secs_f64());
+        self.retry_at = None;
+        match result {
+            Ok(report) => {
+                self.pass_failures = 0;
+                let failed = report.results.iter().any(|r| r.error.is_some() && !r.held);
+                self.record(&report);
+                self.index = ValueIndex::build(&self.manifests.desired, &secret_arns(&report.observed));
+                let updated: BTreeSet<String> = report
+                    .plan
+                    .objects
+                    .iter()
+                    .filter(|o| o.changes.iter().flat_map(|c| &c.ops).any(|op| matches!(op, Op::UpdateService { .. })))
+                    .map(|o| o.key.name.clone())
+                    .collect();
+                let stale_failed = self.stale_backstop(&report.observed, &updated).await;
+                let result = if failed || stale_failed { "failed" } else { "ok" };
+                m.reconciles.get_or_create(&ResultLabels { result: result.into() }).inc();
+                self.retry_at = self.holds.next_retry(Instant::now());
+                if stale_failed {
+                    let at = Instant::now() + Backoff::object(self.cfg.resync).delay(0);
+                    self.retry_at = Some(self.retry_at.map_or(at, |r| r.min(at)));
+                }
+            }
+            Err(e) => {
+                let f = e.failure();
+                error!(error = %f, reason = %f.reason, "Reconcile pass failed before any change");
+                m.reconciles.get_or_create(&ResultLabels { result: "error".into() }).inc();
+                m.errors.get_or_create(&ResultLabels { result: "observe".into() }).inc();
+                if f.transient() {
+                    let delay = Backoff::object(self.cfg.resync).delay(self.pass_failures);
+                    self.pass_failures = self.pass_failures.saturating_add(1);
+                    self.retry_at = Some(Instant::now() + delay);
+                }
+            }
+        }
+        self.shared.board().last_reconcile = Some(format_rfc3339(now()));
+    }
+
+    /// Status and holds from one pass's report.
+    fn record(&mut self, report: &ApplyReport) {
+        let t = now();
+        let at = Instant::now();
+        let results: BTreeMap<_, _> = report.results.iter().map(|r| (&r.key, r)).collect();
+        let mut board = self.shared.board();
+        for plan in &report.plan.objects {
+            let r = results.get(&plan.key);
+            let failure: Option<&Failure> = r.and_then(|r| r.error.as_ref());
+            let outcome = PassOutcome {
+                plan,
+                writes: r.map_or(0, |r| r.ops),
+                failure,
+                kept_invalid: self.manifests.kept_invalid.contains(&plan.key),
+            };
+            let st = board.object(&plan.key, t);
+            st.judge(&verdicts(outcome), t);
+            if let Some(rev) = r.and_then(|r| r.registered.as_ref()) {
+                st.last_applied_revision = Some(rev.clone());
+            } else if st.last_applied_revision.is_none() {
+                st.last_applied_revision.clone_from(&plan.kept_revision);
+            }
+            if r.is_some_and(|r| r.held) {
+                continue;
+            }
+            if failure.is_some() {
+                self.shared.metrics.errors.get_or_create(&ResultLabels { result: "apply".into() }).inc();
+            }
+            self.holds.record(plan, failure.map_or(Ok(()), Err), at);
+        }
+    }
+
+    /// Redeploys stale services; true if one could not be redeployed.
+    async fn stale_backstop(&mut self, o: &Observed, just_updated: &BTreeSet<String>) -> bool {
+        let stale = self.backstop.stale(&self.manifests.desired, o, just_updated);
+        let mut failed = false;
+        for s in stale {
+            info!(service = %s.service, trigger = %s.why, "Value changed after the newest deployment: redeploying");
+            let res = self.redeployer().force(&s.service, s.before.as_deref(), "stale", &s.why).await;
+            match res {
+                Ok(()) => self.backstop.answered(&s.service, s.changed),
+                Err(e) => {
+                    warn!(service = %s.service, error = %e, "Stale redeploy failed; retrying shortly");
+                    failed = true;
+                }
+            }
+        }
+        failed
+    }
+
+    fn redeployer(&self) -> Redeployer<'_> {
+        Redeployer {
+            aws: &self.rec.aws,
+            desired: &self.manifests.desired,
+            shared: &self.shared,
+            concurrency: self.cfg.concurrency,
+        }
+    }
+
+    pub async fn on_messages(&mut self, batch: Vec<Message>) {
+        let scope = self.rec.aws.scope.clone();
+        let received: Vec<Received> = batch
+            .into_iter()
+            .map(|msg| {
+                let event = crate::events::read(&msg.body, &scope);
+                if let Some(sent) = event.time {
+                    self.shared.metrics.queue_lag_seconds.set((now() - sent).max(0.0));
+                }
+                let readers = match &event.parsed {
+                    Parsed::Malformed(why) => {
+                        warn!(message = %msg.id, reason = %why, "Dropping a malformed message");
+                        BTreeSet::new()
+                    }
+                    Parsed::Ignored(why) => {
+                        debug!(message = %msg.id, reason = %why, "Event does not change a value tasks read");
+                        BTreeSet::new()
+                    }
+                    Parsed::Change(c) => {
+                        let readers = self.index.services_for(&c.value);
+                        info!(value = %c.value, cause = %c.cause, services = ?readers, "Value changed");
+                        readers
+                    }
+                };
+                Received {
+                    receipt: Receipt { id: msg.id, handle: msg.handle },
+                    receive_count: msg.receive_count,
+                    event,
+                    readers,
+                }
+            })
+            .collect();
+        let actions = self.debounce.on(Input::Received(received), Instant::now());
+        self.act(actions).await;
+    }
+
+    pub async fn on_due(&mut self) {
+        let actions = self.debounce.on(Input::Tick, Instant::now());
+        self.act(actions).await;
+    }
+
+    /// Carries the debouncer's actions out; redeploy outcomes go back into it.
+    async fn act(&mut self, actions: Vec<Action>) {
+        let mut todo = VecDeque::from(actions);
+        while let Some(action) = todo.pop_front() {
+            match action {
+                Action::Count(outcome) => {
+                    self.shared.metrics.events.get_or_create(&OutcomeLabels { outcome: outcome.into() }).inc();
+                }
+                Action::Delete(receipts) => {
+                    if let Some(q) = &self.queue {
+                        q.delete(&receipts).await;
+                    }
+                }
+                Action::Release { receipt, after } => {
+                    if !after.is_zero() {
+                        warn!(message = %receipt.id, retry_in = ?after, "Redeploy failed; the message stays on the queue");
+                    }
+                    if let Some(q) = &self.queue {
+                        q.release(&receipt, after).await;
+                    }
+                }
+                Action::Answered { service, through } => self.backstop.answered(&service, through),
+                Action::Redeploy(dues) => {
+                    let outcomes = self.redeployer().due(dues, self.unread).await;
+                    let unread = outcomes.iter().any(|(_, o)| matches!(o, Outcome::Unread { .. }));
+                    self.unread = if unread { self.unread.saturating_add(1) } else { 0 };
+                    todo.extend(self.debounce.on(Input::Done(outcomes), Instant::now()));
+                }
+            }
+        }
+    }
+
+    /// On shutdown: messages held for a debounce window go back to the queue
+    /// now (visibility 0), undeleted, so the next controller acts on them at once.
+    pub async fn shutdown(&mut self) {
+        let held = self.debounce.held();
+        let actions = self.debounce.on(Input::Shutdown, Instant::now());
+        self.act(actions).await;
+        info!(messages_returned_to_queue = held, "Stopped");
+    }
+}
+
+fn secret_arns(o: &Observed) -> BTreeMap<String, String> {
+    o.secrets.iter().map(|(k, s)| (k.clone(), s.arn.clone())).collect()
+}

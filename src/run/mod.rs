@@ -1,0 +1,162 @@
+//! `secretwire run`: the long-lived controller. Level-triggered: every pass
+//! rebuilds from observed state (startup, `--resync-interval`, manifest
+//! changes, retries after transient failures); events only add work. A
+//! rotation event becomes a forced deployment of exactly the services that
+//! read the value, coalesced per service within `--debounce`, and its SQS
+//! message is deleted only when every redeploy it asked for is done or found
+//! unnecessary.
+//!
+//! One room per concern: this file sets up and runs the select loop (it only
+//! selects and dispatches); `controller` carries each input to the rooms and
+//! their actions out; `debounce` (pure) decides redeploys and
+//! acknowledgements; `holds` (pure) is the error policy; `backstop` (pure)
+//! finds stale services; `redeploy` forces deployments; `reload` watches the
+//! manifests; `status` is the board `http` serves.
+
+mod backstop;
+mod controller;
+mod debounce;
+mod holds;
+mod http;
+mod redeploy;
+mod reload;
+pub mod status;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use backon::Retryable;
+use tokio::sync::{mpsc, watch};
+use tracing::info;
+
+use crate::aws::queue::{Message, Queue};
+use crate::aws::retry::Backoff;
+use crate::aws::{Aws, AwsError};
+use crate::metrics::Metrics;
+use controller::Controller;
+use status::Shared;
+
+/// Where rotation events come from.
+#[derive(Debug, Clone)]
+pub enum EventsMode {
+    /// Create (idempotently) the queue, DLQ and rules, then consume.
+    Ensure,
+    /// Consume an existing queue.
+    Queue(String),
+    Off,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub dir: PathBuf,
+    pub listen: SocketAddr,
+    pub resync: Duration,
+    pub debounce: Duration,
+    pub events: EventsMode,
+    pub concurrency: usize,
+    pub controller_id: String,
+    /// Receives before a message moves to the dead-letter queue.
+    pub max_receives: u32,
+    /// A failed redeploy's message comes back after this times its receive count.
+    pub failure_backoff: Duration,
+    /// Roles and KMS keys are re-read at most this often.
+    pub reverify: Duration,
+    /// Visibility timeout of received messages (at least the debounce window).
+    pub visibility: Duration,
+    /// An object whose writes failed terminally is not retried for this long
+    /// (unless what it would write changes).
+    pub terminal_retry: Duration,
+}
+
+/// Wall-clock seconds since the epoch (event and deployment times are on it).
+pub(crate) fn now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or_default()
+}
+
+/// Runs until SIGTERM/SIGINT; returns once in-flight work is finished.
+pub async fn run(cfg: RunConfig, metrics: Arc<Metrics>, limits: crate::aws::limit::RateLimits) -> anyhow::Result<()> {
+    let aws = Aws::connect(metrics.clone(), limits).await?;
+    let shared = Arc::new(Shared::new(metrics));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        info!("Shutdown requested: no new messages; unprocessed ones stay on the queue");
+        let _ = stop_tx.send(true);
+    });
+    let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
+    info!(listen = %listener.local_addr()?, "Serving /healthz /readyz /metrics /status");
+    let mut http_stop = stop_rx.clone();
+    let server = tokio::spawn(
+        axum::serve(listener, http::router(shared.clone()))
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|s| *s).await;
+            })
+            .into_future(),
+    );
+
+    let url = match &cfg.events {
+        EventsMode::Ensure => {
+            // Transient failures (throttling, 5xx) at startup are ridden out, not fatal.
+            let ensure = || crate::aws::plumbing::ensure(&aws, &cfg.controller_id, cfg.max_receives);
+            Some(ensure.retry(Backoff::CALL).when(|e: &AwsError| e.transient).await?)
+        }
+        EventsMode::Queue(u) => Some(u.clone()),
+        EventsMode::Off => None,
+    };
+    shared.board().events_queue = url.clone();
+    let queue = url.map(|url| Queue { aws: aws.clone(), url });
+    let (msg_tx, mut msg_rx) = mpsc::channel::<Vec<Message>>(4);
+    if let Some(q) = &queue {
+        // A message held for its debounce window must not come back meanwhile.
+        let visibility = cfg.visibility.max(cfg.debounce + Duration::from_secs(1));
+        tokio::spawn(q.clone().receive(visibility, msg_tx, stop_rx.clone()));
+        info!(queue = %q.url, "Listening for rotation events");
+    }
+
+    let mut ctl = Controller::new(cfg, aws, shared.clone(), queue);
+    ctl.start().await;
+
+    let mut stop = stop_rx.clone();
+    let resync_every = ctl.resync_interval();
+    let mut resync = tokio::time::interval_at(tokio::time::Instant::now() + resync_every, resync_every);
+    resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut watch_tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        let (flush_at, retry_at) = (ctl.next_due(), ctl.retry_at());
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => break,
+            Some(batch) = msg_rx.recv() => ctl.on_messages(batch).await,
+            _ = sleep_until(flush_at), if flush_at.is_some() => ctl.on_due().await,
+            _ = watch_tick.tick() => ctl.on_watch_tick().await,
+            _ = resync.tick() => ctl.pass("resync").await,
+            _ = sleep_until(retry_at), if retry_at.is_some() => ctl.pass("retry").await,
+        }
+    }
+    ctl.shutdown().await;
+    let _ = server.await;
+    Ok(())
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("install SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,158 @@
+//! Carrying out redeploys: the services whose debounce window closed (read
+//! in batches of ten, then redeployed unless their newest deployment already
+//! serves the changes) and the stale backstop's. Each becomes one forced
+//! deployment, recorded on the status board and in the metrics.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use tracing::{info, warn};
+
+use super::debounce::{Due, Outcome};
+use super::now;
+use super::status::{Redeploy, Shared, Verdict};
+use crate::aws::retry::Backoff;
+use crate::aws::{Aws, AwsError};
+use crate::events::{ChangedValue, ValueChange, format_rfc3339, needs_last_change, serves_event, started_after};
+use crate::metrics::{ReasonLabels, ResultLabels};
+use crate::model::{Desired, Kind, ObjectKey};
+use crate::reason::Reason;
+
+pub struct Redeployer<'a> {
+    pub aws: &'a Aws,
+    pub desired: &'a Desired,
+    pub shared: &'a Shared,
+    pub concurrency: usize,
+}
+
+impl Redeployer<'_> {
+    /// Redeploys every due service unless it is already fresh. `unread` counts
+    /// consecutive failures to read the services (for the retry delay).
+    pub async fn due(&self, dues: Vec<Due>, unread: u32) -> Vec<(String, Outcome)> {
+        let defs: Vec<_> = dues.iter().filter_map(|d| self.desired.services.get(&d.service)).collect();
+        let observed = match crate::aws::observe::describe_services(
+            self.aws,
+            defs.iter().map(|d| (d.cluster.as_str(), d.service_name.as_str())),
+        )
+        .await
+        {
+            Ok(o) => o,
+            Err(e) => {
+                let retry_in = Backoff::CALL.delay(unread);
+                warn!(error = %e, retry_in = ?retry_in, "Could not read services for redeploys; trying again");
+                return dues.into_iter().map(|d| (d.service, Outcome::Unread { retry_in })).collect();
+            }
+        };
+        let mut last_changes = BTreeMap::new();
+        let mut outcomes = Vec::new();
+        for due in dues {
+            let outcome = self.one(&due, &observed, &mut last_changes).await;
+            outcomes.push((due.service, outcome));
+        }
+        outcomes
+    }
+
+    async fn one(
+        &self,
+        due: &Due,
+        observed: &BTreeMap<(String, String), crate::observed::ObservedService>,
+        last_changes: &mut BTreeMap<ChangedValue, Option<f64>>,
+    ) -> Outcome {
+        let Some(def) = self.desired.services.get(&due.service) else { return Outcome::Gone };
+        let Some(svc) = observed.get(&(def.cluster.clone(), def.service_name.clone())) else {
+            warn!(service = %due.service, "Service not found; cannot redeploy");
+            self.count_failure();
+            self.report(&due.service, Reason::ServiceNotFound, "service not found; cannot redeploy");
+            return Outcome::Failed;
+        };
+        if svc.deployment_controller != "ECS" {
+            // Not retried forever: reported, and the message is done.
+            let msg =
+                format!("uses the {} deployment controller; force a deployment through it", svc.deployment_controller);
+            warn!(service = %due.service, "{msg}");
+            self.report(&due.service, Reason::UnsupportedDeploymentController, &msg);
+            return Outcome::Unsupported;
+        }
+        if let Some(start) = svc.newest_deployment_start()
+            && self.serves_all(start, &due.changes, last_changes).await
+        {
+            info!(service = %due.service, "Already deployed after the change: no redeploy");
+            return Outcome::Fresh { start };
+        }
+        let causes: BTreeSet<String> = due.changes.iter().map(|c| format!("{} ({})", c.value, c.cause)).collect();
+        let trigger = causes.into_iter().collect::<Vec<_>>().join(", ");
+        match self.force(&due.service, svc.primary_deployment(), "rotation", &trigger).await {
+            Ok(()) => Outcome::Deployed,
+            Err(e) => {
+                warn!(service = %due.service, error = %e, "Redeploy failed");
+                self.count_failure();
+                self.report(&due.service, Reason::RedeployFailed, &e.to_string());
+                Outcome::Failed
+            }
+        }
+    }
+
+    /// Whether a deployment that started at `start` already serves every
+    /// change. Event times are whole seconds: for a deployment that started
+    /// within an event's second, the values' precise last-change times are
+    /// read (once per batch, in `last_changes`) to tell.
+    async fn serves_all(
+        &self,
+        start: f64,
+        changes: &[ValueChange],
+        last_changes: &mut BTreeMap<ChangedValue, Option<f64>>,
+    ) -> bool {
+        let at: Vec<(f64, &ChangedValue)> = changes.iter().map(|c| (c.at.unwrap_or_else(now), &c.value)).collect();
+        if at.iter().any(|(t, _)| !started_after(start, *t) && !needs_last_change(start, *t)) {
+            return false;
+        }
+        let unread: BTreeSet<ChangedValue> = at
+            .iter()
+            .filter(|(t, v)| needs_last_change(start, *t) && !last_changes.contains_key(*v))
+            .map(|(_, v)| (*v).clone())
+            .collect();
+        if !unread.is_empty() {
+            let read = crate::aws::observe::last_change_times(self.aws, &unread, self.concurrency).await;
+            for v in unread {
+                let t = read.get(&v).copied();
+                last_changes.insert(v, t);
+            }
+        }
+        at.iter().all(|(t, v)| serves_event(start, *t, last_changes.get(*v).copied().flatten()))
+    }
+
+    /// Forces a new deployment. `before` is the PRIMARY deployment observed
+    /// before, so a lost answer never turns into a second deployment.
+    pub async fn force(
+        &self,
+        service: &str,
+        before: Option<&str>,
+        reason: &'static str,
+        trigger: &str,
+    ) -> Result<(), AwsError> {
+        let Some(def) = self.desired.services.get(service) else { return Ok(()) };
+        let deployment =
+            crate::aws::write::force_new_deployment(self.aws, &def.cluster, &def.service_name, before).await?;
+        self.shared.metrics.redeploys.get_or_create(&ReasonLabels { reason: reason.into() }).inc();
+        let mut board = self.shared.board();
+        let st = board.object(&ObjectKey::new(Kind::Service, service), now());
+        st.redeploys += 1;
+        st.last_redeploy = Some(Redeploy {
+            at: format_rfc3339(now()),
+            reason,
+            trigger: trigger.to_string(),
+            deployment_id: deployment.clone(),
+        });
+        info!(service = %service, reason, trigger = %trigger, deployment = deployment.as_deref().unwrap_or("?"), "Forced a new deployment");
+        Ok(())
+    }
+
+    fn count_failure(&self) {
+        self.shared.metrics.errors.get_or_create(&ResultLabels { result: "redeploy".into() }).inc();
+    }
+
+    /// A redeploy that could not be made: the service's tasks still hold the old value.
+    fn report(&self, service: &str, reason: Reason, message: &str) {
+        let v = Verdict { ok: false, reason, message: message.to_string() };
+        self.shared.board().object(&ObjectKey::new(Kind::Service, service), now()).judge(&(v.clone(), v), now());
+    }
+}

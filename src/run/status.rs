@@ -1,0 +1,266 @@
+//! The status board `/status` shows: per manifest object the Kubernetes-style
+//! conditions `Ready` and `Synced` (typed, with a `Reason`), the last applied
+//! revision and the last redeploy; and the controller's readiness, the one
+//! source `/readyz`, `/status` and the log all read.
+//!
+//! `Ready`: everything the manifest declares is true in AWS. `Synced`: the
+//! last reconcile of the object ran without error. They agree except for an
+//! object whose manifest became invalid: its last good version is applied
+//! (`Synced=True, LastGoodVersion`) but it is not what the repo says
+//! (`Ready=False, InvalidManifest`).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::Serialize;
+
+use crate::events::format_rfc3339;
+use crate::metrics::Metrics;
+use crate::model::{Kind, ObjectKey};
+use crate::plan::{ObjectPlan, ProblemKind};
+use crate::reason::{Failure, Reason};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ConditionType {
+    Ready,
+    Synced,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ConditionStatus {
+    True,
+    False,
+    Unknown,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub kind: ConditionType,
+    pub status: ConditionStatus,
+    pub reason: Reason,
+    pub message: String,
+    pub last_transition_time: String,
+}
+
+/// One condition's new value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub ok: bool,
+    pub reason: Reason,
+    pub message: String,
+}
+
+impl Verdict {
+    fn yes(reason: Reason, message: impl Into<String>) -> Self {
+        Self { ok: true, reason, message: message.into() }
+    }
+    fn no(reason: Reason, message: impl Into<String>) -> Self {
+        Self { ok: false, reason, message: message.into() }
+    }
+}
+
+/// What one pass found for one object.
+#[derive(Debug, Clone, Copy)]
+pub struct PassOutcome<'a> {
+    pub plan: &'a ObjectPlan,
+    /// Writes sent this pass.
+    pub writes: usize,
+    /// The failure of this pass, or the earlier one its writes still wait out.
+    pub failure: Option<&'a Failure>,
+    /// Its manifest is invalid; this is its last good version.
+    pub kept_invalid: bool,
+}
+
+/// `(Ready, Synced)` for one object after a pass: the one place they are decided.
+pub fn verdicts(o: PassOutcome<'_>) -> (Verdict, Verdict) {
+    if let Some(p) = o.plan.problems.iter().find(|p| p.kind != ProblemKind::Drift) {
+        let msg = format!("{}: {}", p.resource, p.message);
+        return (Verdict::no(p.reason, &msg), Verdict::no(p.reason, msg));
+    }
+    if let Some(f) = o.failure {
+        return (Verdict::no(f.reason, &f.message), Verdict::no(f.reason, &f.message));
+    }
+    if o.kept_invalid {
+        return (
+            Verdict::no(Reason::InvalidManifest, "manifest is invalid; keeping the last good version"),
+            Verdict::yes(Reason::LastGoodVersion, ""),
+        );
+    }
+    let drift: Vec<String> = o.plan.problems.iter().map(|p| format!("{}: {}", p.resource, p.message)).collect();
+    let synced = if !drift.is_empty() {
+        Verdict::yes(Reason::Drift, drift.join("; "))
+    } else if o.writes > 0 {
+        Verdict::yes(Reason::Applied, format!("{} writes", o.writes))
+    } else {
+        Verdict::yes(Reason::UpToDate, "")
+    };
+    (Verdict::yes(Reason::Reconciled, ""), synced)
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Redeploy {
+    pub at: String,
+    pub reason: &'static str,
+    pub trigger: String,
+    pub deployment_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectStatus {
+    pub kind: Kind,
+    pub name: String,
+    pub conditions: Vec<Condition>,
+    pub last_applied_revision: Option<String>,
+    pub last_redeploy: Option<Redeploy>,
+    pub redeploys: u64,
+}
+
+impl ObjectStatus {
+    fn new(key: &ObjectKey, now: f64) -> Self {
+        let c = |kind| Condition {
+            kind,
+            status: ConditionStatus::Unknown,
+            reason: Reason::Pending,
+            message: String::new(),
+            last_transition_time: format_rfc3339(now),
+        };
+        Self {
+            kind: key.kind,
+            name: key.name.clone(),
+            conditions: vec![c(ConditionType::Ready), c(ConditionType::Synced)],
+            last_applied_revision: None,
+            last_redeploy: None,
+            redeploys: 0,
+        }
+    }
+
+    pub fn condition(&self, kind: ConditionType) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.kind == kind)
+    }
+
+    pub fn set(&mut self, kind: ConditionType, v: &Verdict, now: f64) {
+        let status = if v.ok { ConditionStatus::True } else { ConditionStatus::False };
+        if let Some(c) = self.conditions.iter_mut().find(|c| c.kind == kind) {
+            if c.status != status {
+                c.last_transition_time = format_rfc3339(now);
+            }
+            c.status = status;
+            c.reason = v.reason;
+            c.message.clone_from(&v.message);
+        }
+    }
+
+    /// Sets both conditions.
+    pub fn judge(&mut self, (ready, synced): &(Verdict, Verdict), now: f64) {
+        self.set(ConditionType::Ready, ready, now);
+        self.set(ConditionType::Synced, synced, now);
+    }
+}
+
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusBoard {
+    /// The first full reconcile is done (`/readyz` answers 200).
+    pub ready: bool,
+    pub last_reconcile: Option<String>,
+    pub events_queue: Option<String>,
+    pub manifest_errors: Vec<String>,
+    pub objects: BTreeMap<String, ObjectStatus>,
+}
+
+impl StatusBoard {
+    pub fn object(&mut self, key: &ObjectKey, now: f64) -> &mut ObjectStatus {
+        self.objects.entry(key.to_string()).or_insert_with(|| ObjectStatus::new(key, now))
+    }
+}
+
+/// What the HTTP endpoints read, shared with the controller.
+pub struct Shared {
+    pub metrics: Arc<Metrics>,
+    status: Mutex<StatusBoard>,
+}
+
+impl Shared {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self { metrics, status: Mutex::new(StatusBoard::default()) }
+    }
+
+    pub fn board(&self) -> MutexGuard<'_, StatusBoard> {
+        self.status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn ready(&self) -> bool {
+        self.board().ready
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Action, Change, Problem};
+    use crate::reason::Retry;
+
+    fn plan(problems: Vec<Problem>) -> ObjectPlan {
+        let mut p = crate::plan::ObjectPlan::new(ObjectKey::new(Kind::Secret, "web/api"));
+        p.problems = problems;
+        p.changes.push(Change {
+            action: Action::Unchanged,
+            resource: "secret web/api".into(),
+            detail: String::new(),
+            ops: vec![],
+        });
+        p
+    }
+
+    fn outcome<'a>(plan: &'a ObjectPlan, failure: Option<&'a Failure>, kept_invalid: bool) -> PassOutcome<'a> {
+        PassOutcome { plan, writes: 0, failure, kept_invalid }
+    }
+
+    #[test]
+    fn a_failed_create_is_neither_ready_nor_synced_and_says_why() {
+        let p = plan(vec![]);
+        let f = Failure {
+            reason: Reason::MissingEnvironmentVariable,
+            retry: Retry::Terminal,
+            message: "environment variable `SPLUNK_TOKEN` is not set".into(),
+        };
+        let (ready, synced) = verdicts(outcome(&p, Some(&f), false));
+        assert!(!ready.ok && !synced.ok);
+        assert_eq!(
+            (ready.reason, synced.reason),
+            (Reason::MissingEnvironmentVariable, Reason::MissingEnvironmentVariable)
+        );
+        assert!(ready.message.contains("SPLUNK_TOKEN"));
+    }
+
+    #[test]
+    fn plan_problems_carry_their_own_reason() {
+        for reason in [Reason::KmsKeyNotFound, Reason::ServiceNotFound, Reason::Conflict] {
+            let p = plan(vec![Problem { kind: ProblemKind::Error, reason, resource: "x".into(), message: "y".into() }]);
+            let (ready, synced) = verdicts(outcome(&p, None, false));
+            assert_eq!((ready.ok, ready.reason, synced.ok, synced.reason), (false, reason, false, reason));
+        }
+    }
+
+    #[test]
+    fn drift_is_ready_and_synced_with_its_message_and_an_invalid_manifest_is_synced_but_not_ready() {
+        let drift = plan(vec![Problem {
+            kind: ProblemKind::Drift,
+            reason: Reason::Drift,
+            resource: "ssm parameter /a".into(),
+            message: "type differs".into(),
+        }]);
+        let (ready, synced) = verdicts(outcome(&drift, None, false));
+        assert!(ready.ok && synced.ok && synced.reason == Reason::Drift && synced.message.contains("type differs"));
+        let clean = plan(vec![]);
+        let (ready, synced) = verdicts(outcome(&clean, None, true));
+        assert_eq!((ready.ok, ready.reason), (false, Reason::InvalidManifest));
+        assert_eq!((synced.ok, synced.reason), (true, Reason::LastGoodVersion));
+        let (ready, synced) = verdicts(outcome(&clean, None, false));
+        assert_eq!((ready.reason, synced.reason), (Reason::Reconciled, Reason::UpToDate));
+    }
+}
