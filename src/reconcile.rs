@@ -14,9 +14,9 @@ use crate::aws::observe::{RevisionCache, SlowCache, bounded, newest_revisions, o
 use crate::aws::retry::Backoff;
 use crate::aws::write::execute;
 use crate::aws::{Aws, AwsError};
-use crate::model::{Desired, Kind, ObjectKey};
+use crate::model::{Desired, ObjectKey};
 use crate::observed::Observed;
-use crate::plan::{ObjectPlan, Plan, plan_with_options};
+use crate::plan::{ObjectPlan, Plan, draft_services, plan_stores};
 use crate::reason::{Failure, Reason};
 
 #[derive(Debug, Clone, Serialize)]
@@ -69,56 +69,50 @@ impl Reconciler {
             .await
     }
 
-    /// Plans; reads a family's newest revision only when a registration is needed.
-    async fn plan_with(
+    /// Plans the services in their three stages, reading between them only
+    /// what the next stage names: the revisions services run that the applied
+    /// tag does not vouch for, then the newest revision of families whose
+    /// running revision differs. Each service is planned once.
+    async fn plan_services(
         &self,
-        desired: &Desired,
+        services: crate::plan::Services<'_>,
         observed: &mut Observed,
-        keep_rendered: bool,
-    ) -> Result<Plan, AwsError> {
-        /// One read, again after transient failures (a throttling storm).
+    ) -> Result<Vec<ObjectPlan>, AwsError> {
+        /// One read between two stages, again after transient failures (a throttling storm).
         macro_rules! read_again_on_transient {
             ($read:expr) => {{
                 let mut delays = Backoff::CALL.build();
                 loop {
                     match $read.await {
-                        Ok(()) => break,
                         Err(e) if e.transient => match delays.next() {
                             Some(d) => tokio::time::sleep(d).await,
                             None => return Err(e),
                         },
-                        Err(e) => return Err(e),
+                        res => break res?,
                     }
                 }
             }};
         }
-        let mut p = plan_with_options(desired, observed, &self.controller_id, keep_rendered);
-        // At most: the revisions services run, then the families' newest.
-        for _ in 0..2 {
-            if !p.needs_running.is_empty() {
-                let ids = std::mem::take(&mut p.needs_running);
-                read_again_on_transient!(running_revisions(&self.aws, &ids, observed, &self.cache, self.concurrency));
-            } else if !p.needs_newest.is_empty() {
-                let families = std::mem::take(&mut p.needs_newest);
-                read_again_on_transient!(newest_revisions(
-                    &self.aws,
-                    &families,
-                    observed,
-                    &self.cache,
-                    self.concurrency
-                ));
-            } else {
-                return Ok(p);
-            }
-            p = plan_with_options(desired, observed, &self.controller_id, keep_rendered);
+        let ids = services.running_needed(observed);
+        if !ids.is_empty() {
+            read_again_on_transient!(running_revisions(&self.aws, &ids, observed, &self.cache, self.concurrency));
         }
-        Ok(p)
+        let rendering = services.render(observed);
+        let families = rendering.newest_needed(observed);
+        if !families.is_empty() {
+            read_again_on_transient!(newest_revisions(&self.aws, &families, observed, &self.cache, self.concurrency));
+        }
+        Ok(rendering.decide(observed, &self.controller_id))
     }
 
     /// Plans without writing; `keep_rendered` for `render`.
     pub async fn plan(&self, desired: &Desired, keep_rendered: bool) -> Result<Plan, AwsError> {
         let mut observed = self.observe(desired).await?;
-        self.plan_with(desired, &mut observed, keep_rendered).await
+        let stores = plan_stores(desired, &observed, &self.controller_id);
+        let services = draft_services(desired, &observed, &self.controller_id, &stores, keep_rendered);
+        let mut objects = stores.objects;
+        objects.extend(self.plan_services(services, &mut observed).await?);
+        Ok(Plan { objects })
     }
 
     pub async fn apply(&self, desired: &Desired) -> Result<ApplyReport, AwsError> {
@@ -127,30 +121,30 @@ impl Reconciler {
 
     /// [`Reconciler::apply`], except that an object `hold` answers for is not
     /// executed: its result carries that failure instead (`run`'s error policy).
+    ///
+    /// Stores are planned and applied first; the services are planned once,
+    /// after them, over an account read again only if a store was written (a
+    /// created store brings the ARN the services reference).
     pub async fn apply_holding(
         &self,
         desired: &Desired,
         hold: &(dyn Fn(&ObjectPlan) -> Option<Failure> + Sync),
     ) -> Result<ApplyReport, AwsError> {
         let mut observed = self.observe(desired).await?;
-        let first = self.plan_with(desired, &mut observed, false).await?;
-        let is_store = |k: &ObjectKey| matches!(k.kind, Kind::Parameter | Kind::Secret);
-        let (stores, services): (Vec<_>, Vec<_>) = first.objects.into_iter().partition(|o| is_store(&o.key));
-        let (mut results, stores) = self.run_objects(desired, stores, hold).await;
-        let store_writes: usize = results.iter().map(|r| r.ops).sum();
-        // A created store brings ARNs the first plan could not know: observe and plan
-        // the services again. Otherwise the first plan's services still hold.
-        let services = if store_writes > 0 {
+        let mut stores = plan_stores(desired, &observed, &self.controller_id);
+        let (mut results, store_plans) = self.run_objects(desired, std::mem::take(&mut stores.objects), hold).await;
+        if results.iter().any(|r| r.ops > 0) {
+            // Only stores changed since: the revisions read so far still hold.
+            let revisions = std::mem::take(&mut observed.revisions);
             let newest = std::mem::take(&mut observed.newest_revisions);
             observed = self.observe(desired).await?;
-            // Only stores changed since: the families' newest revisions still hold.
+            observed.revisions = revisions;
             observed.newest_revisions = newest;
-            let second = self.plan_with(desired, &mut observed, false).await?;
-            second.objects.into_iter().filter(|o| !is_store(&o.key)).collect()
-        } else {
-            services
-        };
-        let services: Vec<ObjectPlan> = services
+        }
+        let drafts = draft_services(desired, &observed, &self.controller_id, &stores, false);
+        let services: Vec<ObjectPlan> = self
+            .plan_services(drafts, &mut observed)
+            .await?
             .into_iter()
             .map(|mut o| {
                 o.block_if_waiting();
@@ -159,9 +153,9 @@ impl Reconciler {
             .collect();
         let (service_results, services) = self.run_objects(desired, services, hold).await;
         results.extend(service_results);
-        let mut objects = stores;
+        let mut objects = store_plans;
         objects.extend(services);
-        Ok(ApplyReport { plan: Plan { objects, ..Default::default() }, results, observed })
+        Ok(ApplyReport { plan: Plan { objects }, results, observed })
     }
 
     /// Executes the objects; returns their results and the objects back (moved, not copied).

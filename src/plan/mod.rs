@@ -22,18 +22,11 @@ mod service;
 mod stores;
 
 use resolve::Resolution;
+use service::{Draft, Rendered, Staged};
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Plan {
     pub objects: Vec<ObjectPlan>,
-    /// Families whose newest revision must be read before the plan is final
-    /// (a registration is needed and it may already exist).
-    #[serde(skip)]
-    pub needs_newest: BTreeSet<String>,
-    /// Revisions services run that must be read before the plan is final
-    /// (the service's `secretwire.dev/applied` tag does not vouch for them).
-    #[serde(skip)]
-    pub needs_running: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -260,8 +253,7 @@ fn missing_tags(want: &Tags, have: &Tags) -> Tags {
 }
 
 struct Planner<'a> {
-    /// Keep every service's rendered task definition (for `render`); otherwise
-    /// only a registration carries one, which keeps a large pass small.
+    /// Render every service (for `render`), even one the applied tag vouches for.
     keep_rendered: bool,
     d: &'a Desired,
     o: &'a Observed,
@@ -270,14 +262,27 @@ struct Planner<'a> {
     troubled: BTreeMap<ObjectKey, String>,
 }
 
-/// Plans every object: stores (parameters, secrets) first, then services.
+/// Plans every object: stores (parameters, secrets) first, then services,
+/// over what `observed` holds (a revision it lacks counts as unreadable).
 pub fn plan(desired: &Desired, observed: &Observed, controller_id: &str) -> Plan {
-    plan_with_options(desired, observed, controller_id, false)
+    let stores = plan_stores(desired, observed, controller_id);
+    let services = draft_services(desired, observed, controller_id, &stores, false);
+    let mut objects = services.render(observed).decide(observed, controller_id);
+    let mut all = stores.objects;
+    all.append(&mut objects);
+    Plan { objects: all }
 }
 
-/// [`plan`], keeping each service's rendered task definition (what `render` prints).
-pub fn plan_with_options(desired: &Desired, observed: &Observed, controller_id: &str, keep_rendered: bool) -> Plan {
-    let mut p = Planner { keep_rendered, d: desired, o: observed, id: controller_id, troubled: BTreeMap::new() };
+/// The stores' plans (final), and which repo objects block their readers.
+#[derive(Debug, Clone, Default)]
+pub struct Stores {
+    pub objects: Vec<ObjectPlan>,
+    troubled: BTreeMap<ObjectKey, String>,
+}
+
+/// Plans the parameters and secrets.
+pub fn plan_stores(desired: &Desired, observed: &Observed, controller_id: &str) -> Stores {
+    let p = Planner { keep_rendered: false, d: desired, o: observed, id: controller_id, troubled: BTreeMap::new() };
     let mut objects = Vec::new();
     for def in desired.parameters.values() {
         objects.push(p.parameter(def));
@@ -285,19 +290,86 @@ pub fn plan_with_options(desired: &Desired, observed: &Observed, controller_id: 
     for def in desired.secrets.values() {
         objects.push(p.secret(def));
     }
+    let mut troubled = BTreeMap::new();
     for o in &objects {
         if let Some(pr) = o.problems.iter().find(|pr| matches!(pr.kind, ProblemKind::Conflict | ProblemKind::Error)) {
-            p.troubled.insert(o.key.clone(), pr.message.clone());
+            troubled.insert(o.key.clone(), pr.message.clone());
         }
     }
     for key in &desired.invalid {
-        p.troubled.insert(key.clone(), "its manifest is invalid".into());
+        troubled.insert(key.clone(), "its manifest is invalid".into());
     }
-    let (mut needs_newest, mut needs_running) = (BTreeSet::new(), BTreeSet::new());
-    for def in desired.services.values() {
-        objects.push(p.service(def, &mut needs_newest, &mut needs_running));
+    Stores { objects, troubled }
+}
+
+/// Stage 1 of the services: references resolved, roles planned. What the
+/// later stages read is named by [`Services::running_needed`] and
+/// [`Rendering::newest_needed`]. `keep_rendered` keeps every service's
+/// rendered task definition (what `render` prints); otherwise only a
+/// registration carries one, which keeps a large pass small.
+pub fn draft_services<'d>(
+    desired: &'d Desired,
+    observed: &Observed,
+    controller_id: &str,
+    stores: &Stores,
+    keep_rendered: bool,
+) -> Services<'d> {
+    let p = Planner { keep_rendered, d: desired, o: observed, id: controller_id, troubled: stores.troubled.clone() };
+    let drafts = desired.services.values().map(|def| p.service(def)).collect();
+    Services { drafts, keep_rendered }
+}
+
+/// Services after stage 1.
+pub struct Services<'d> {
+    drafts: Vec<Draft<'d>>,
+    keep_rendered: bool,
+}
+
+impl<'d> Services<'d> {
+    /// The revisions services run that stage 2 needs and `observed` lacks
+    /// (the service's `secretwire.dev/applied` tag does not vouch for them).
+    pub fn running_needed(&self, observed: &Observed) -> BTreeSet<String> {
+        self.drafts.iter().filter_map(|d| d.running_needed(observed)).map(str::to_string).collect()
     }
-    Plan { objects, needs_newest, needs_running }
+
+    /// Stage 2: every drafted service rendered on its base.
+    pub fn render(self, observed: &Observed) -> Rendering<'d> {
+        let keep_rendered = self.keep_rendered;
+        let staged = self
+            .drafts
+            .into_iter()
+            .map(|d| match d {
+                Staged::Done(p) => Staged::Done(p),
+                Staged::Next(w) => w.render(observed, keep_rendered),
+            })
+            .collect();
+        Rendering { staged }
+    }
+}
+
+/// Services after stage 2.
+pub struct Rendering<'d> {
+    staged: Vec<Staged<Rendered<'d>>>,
+}
+
+impl Rendering<'_> {
+    /// The families whose newest revision stage 3 needs and `observed` lacks
+    /// (a registration is needed, and the newest may already be what it would register).
+    pub fn newest_needed(&self, observed: &Observed) -> BTreeSet<String> {
+        let rendered = self.staged.iter().filter_map(|r| if let Staged::Next(r) = r { Some(r) } else { None });
+        rendered.filter_map(|r| r.newest_needed(observed)).map(str::to_string).collect()
+    }
+
+    /// Stage 3: every service's final plan.
+    pub fn decide(self, observed: &Observed, controller_id: &str) -> Vec<ObjectPlan> {
+        self.staged
+            .into_iter()
+            .map(|r| match r {
+                Staged::Next(r) => r.decide(observed, controller_id),
+                Staged::Done(p) => p,
+            })
+            .collect()
+    }
 }
 
 impl ObjectPlan {

@@ -1,6 +1,15 @@
-//! Planning one ECS service: resolve its references, its roles, the task
-//! definition revision it should run (registered only when the rendered one
-//! differs), and the UpdateService to it.
+//! Planning one ECS service, in three pure stages with the reads each
+//! decision needs between them (so every service is planned once, and no
+//! stage sends the caller back for more):
+//!
+//! 1. `Planner::service` resolves its references and plans its roles: a final
+//!    plan (a problem, or the service still runs what apply deployed from the
+//!    same inputs), or a [`Wired`] draft that names the revision it runs;
+//! 2. [`Wired::render`] renders the task definition on its base (template or
+//!    running revision): final, or a [`Rendered`] draft that says whether the
+//!    family's newest revision matters (only when the running one differs);
+//! 3. [`Rendered::decide`] picks the revision (reuse or register) and the
+//!    UpdateService to it.
 
 use std::collections::BTreeMap;
 
@@ -8,16 +17,50 @@ use serde_json::Value;
 
 use super::*;
 
+/// A service after a stage: its final plan, or a draft for the next stage.
+pub enum Staged<T> {
+    Done(ObjectPlan),
+    Next(Box<T>),
+}
+
+/// A service planned as far as observed state allows without reading a revision.
+pub type Draft<'d> = Staged<Wired<'d>>;
+
+/// A service whose references and roles are planned; its revision is not decided.
+pub struct Wired<'d> {
+    def: &'d ServiceDef,
+    plan: ObjectPlan,
+    wiring: Wiring,
+    digest: String,
+    /// Some reference waits on a repo object not created yet.
+    pending: bool,
+    /// The revision the service runs, as ECS reports it.
+    running: String,
+    service_arn: String,
+}
+
+/// A service whose task definition is rendered; which revision to run is not decided.
+pub struct Rendered<'d> {
+    w: Wired<'d>,
+    rendered: Value,
+    /// The running revision, if it is of the service's family.
+    running_def: Option<Value>,
+}
+
+impl Draft<'_> {
+    /// The revision this draft's next stage reads, if the cache has not got it.
+    pub fn running_needed(&self, o: &Observed) -> Option<&str> {
+        let Staged::Next(w) = self else { return None };
+        let known = o.revisions.contains_key(&w.running) || o.revisions_missing.contains(&w.running);
+        (!known).then_some(w.running.as_str())
+    }
+}
+
 impl Planner<'_> {
-    pub(super) fn service(
-        &self,
-        def: &ServiceDef,
-        needs_newest: &mut BTreeSet<String>,
-        needs_running: &mut BTreeSet<String>,
-    ) -> ObjectPlan {
+    pub(super) fn service<'d>(&self, def: &'d ServiceDef) -> Draft<'d> {
         let key = ObjectKey::new(Kind::Service, &def.name);
         let mut plan = ObjectPlan::new(key.clone());
-        let svc_resource = format!("ecs service {}/{}", def.cluster, def.service_name);
+        let svc_resource = svc_resource(def);
         let Some(svc) = self.o.services.get(&(def.cluster.clone(), def.service_name.clone())) else {
             plan.problems.push(Problem {
                 kind: ProblemKind::Error,
@@ -25,7 +68,7 @@ impl Planner<'_> {
                 resource: svc_resource,
                 message: "not found; secretwire wires existing services, it does not create them".into(),
             });
-            return plan;
+            return Staged::Done(plan);
         };
         if svc.deployment_controller != "ECS" {
             plan.problems.push(Problem {
@@ -37,7 +80,7 @@ impl Planner<'_> {
                     svc.deployment_controller
                 ),
             });
-            return plan;
+            return Staged::Done(plan);
         }
         // Resolve every reference; any that cannot be resolved stops the service.
         let mut grants = Grants::default();
@@ -57,7 +100,7 @@ impl Planner<'_> {
             }
         }
         if !plan.problems.is_empty() {
-            return plan;
+            return Staged::Done(plan);
         }
         let exec_policy = policy::execution_policy(&grants, &self.o.scope);
         let exec = &def.execution_role;
@@ -74,10 +117,10 @@ impl Planner<'_> {
             )
         });
         let (Some(exec_arn), true) = (exec_arn, def.task_role.is_none() || task_arn.is_some()) else {
-            return plan;
+            return Staged::Done(plan);
         };
         // The task definition: base with our wiring.
-        let td_resource = format!("task definition {}", def.family);
+        let td_resource = td_resource(def);
         let running_short = task_definition_short(&svc.task_definition).to_string();
         let mut values = resolved.into_iter();
         let wiring = Wiring {
@@ -121,60 +164,98 @@ impl Planner<'_> {
                 detail: format!("runs {running_short}"),
                 ops: vec![],
             });
-            return plan;
+            return Staged::Done(plan);
         }
-        if !self.o.revisions.contains_key(&svc.task_definition)
-            && !self.o.revisions_missing.contains(&svc.task_definition)
-        {
-            needs_running.insert(svc.task_definition.clone());
-            return plan;
-        }
+        Staged::Next(Box::new(Wired {
+            def,
+            plan,
+            wiring,
+            digest,
+            pending,
+            running: svc.task_definition.clone(),
+            service_arn: svc.arn.clone(),
+        }))
+    }
+}
+
+fn td_resource(def: &ServiceDef) -> String {
+    format!("task definition {}", def.family)
+}
+
+fn svc_resource(def: &ServiceDef) -> String {
+    format!("ecs service {}/{}", def.cluster, def.service_name)
+}
+
+impl<'d> Wired<'d> {
+    /// Stage 2: the task definition on its base. `o` holds the running
+    /// revision if it could be read (`Draft::running_needed`).
+    pub fn render(self, o: &Observed, keep_rendered: bool) -> Staged<Rendered<'d>> {
+        let mut w = self;
+        let def = w.def;
         // Parsed once here, dropped when this service is planned.
-        let running: Option<Value> = self.o.revisions.get(&svc.task_definition).map(|r| r.value());
+        let running: Option<Value> = o.revisions.get(&w.running).map(|r| r.value());
         let base = match &def.template {
             Some(t) => Some(t),
             None => running.as_ref(),
         };
         let Some(base) = base else {
-            plan.problems.push(Problem {
+            w.plan.problems.push(Problem {
                 kind: ProblemKind::Error,
                 reason: Reason::RevisionUnreadable,
-                resource: td_resource,
-                message: format!("the revision the service runs ({}) could not be read", svc.task_definition),
+                resource: td_resource(def),
+                message: format!("the revision the service runs ({}) could not be read", w.running),
             });
-            return plan;
+            return Staged::Done(w.plan);
         };
-        let rendered = match taskdef::render(base, &def.family, &wiring) {
+        let rendered = match taskdef::render(base, &def.family, &w.wiring) {
             Ok(r) => r,
             Err(e) => {
-                plan.problems.push(Problem {
+                w.plan.problems.push(Problem {
                     kind: ProblemKind::Error,
                     reason: Reason::RenderFailed,
-                    resource: td_resource,
+                    resource: td_resource(def),
                     message: e.to_string(),
                 });
-                return plan;
+                return Staged::Done(w.plan);
             }
         };
-        if self.keep_rendered {
-            plan.rendered = Some(rendered.clone());
+        if keep_rendered {
+            w.plan.rendered = Some(rendered.clone());
         }
-        // The revision the service runs is the first candidate (cached, immutable);
-        // the family's newest only matters when that one differs.
-        let running_def = running.as_ref().filter(|r| r["family"].as_str() == Some(def.family.as_str()));
+        let running_def = running.filter(|r| r["family"].as_str() == Some(def.family.as_str()));
+        Staged::Next(Box::new(Rendered { w, rendered, running_def }))
+    }
+}
+
+impl Rendered<'_> {
+    /// Whether the running revision already is the rendered one.
+    fn running_matches(&self) -> bool {
+        !self.w.pending && self.running_def.as_ref().is_some_and(|r| !taskdef::differs(&self.rendered, r))
+    }
+
+    /// The family whose newest revision stage 3 reads: only when the running
+    /// revision differs (the newest may already be what we would register).
+    pub fn newest_needed(&self, o: &Observed) -> Option<&str> {
+        let family = self.w.def.family.as_str();
+        (!self.running_matches() && !o.newest_revisions.contains_key(family)).then_some(family)
+    }
+
+    /// Stage 3: reuse a revision that equals the rendered one (the running
+    /// revision first, then the family's newest) or register one; then the
+    /// UpdateService to it.
+    pub fn decide(self, o: &Observed, controller_id: &str) -> ObjectPlan {
+        let running_matches = self.running_matches();
+        let Rendered { w, rendered, running_def } = self;
+        let Wired { def, mut plan, digest, pending, running: running_arn, service_arn, .. } = w;
+        let td_resource = td_resource(def);
+        let svc_resource = svc_resource(def);
+        let running_short = task_definition_short(&running_arn).to_string();
         let newest_parsed: Option<Value>;
-        let newest = match running_def {
-            Some(r) if !pending && !taskdef::differs(&rendered, r) => Some(r),
-            _ => match self.o.newest_revisions.get(&def.family) {
-                Some(n) => {
-                    newest_parsed = n.as_ref().map(|r| r.value());
-                    newest_parsed.as_ref()
-                }
-                None => {
-                    needs_newest.insert(def.family.clone());
-                    None
-                }
-            },
+        let newest = if running_matches {
+            running_def.as_ref()
+        } else {
+            newest_parsed = o.newest_revisions.get(&def.family).and_then(|n| n.as_ref().map(|r| r.value()));
+            newest_parsed.as_ref()
         };
         let target = match newest {
             Some(n) if !pending && !taskdef::differs(&rendered, n) => {
@@ -194,14 +275,14 @@ impl Planner<'_> {
                     (Some(n), false) => {
                         format!("register a new revision: {}", taskdef::changed_fields(&rendered, n).join(", "))
                     }
-                    (None, false) => match running_def {
+                    (None, false) => match running_def.as_ref() {
                         Some(r) => {
                             format!("register a new revision: {}", taskdef::changed_fields(&rendered, r).join(", "))
                         }
                         None => "register the first revision of the family".to_string(),
                     },
                 };
-                let mut tags = owned_tags(self.id, &key, &BTreeMap::new());
+                let mut tags = owned_tags(controller_id, &plan.key, &BTreeMap::new());
                 if let Some(Value::Array(tt)) = def.template.as_ref().map(|t| &t["tags"]) {
                     for t in tt {
                         if let (Some(k), Some(v)) = (t["key"].as_str(), t["value"].as_str()) {
@@ -236,7 +317,7 @@ impl Planner<'_> {
                         cluster: def.cluster.clone(),
                         service: def.service_name.clone(),
                         task_definition: target,
-                        service_arn: svc.arn.clone(),
+                        service_arn,
                         digest,
                     }],
                 });

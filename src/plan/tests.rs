@@ -158,6 +158,15 @@ fn simulate(o: &mut Observed, plan: &Plan, full_arns: bool, kinds: &[Kind]) {
     }
 }
 
+/// What the staged plan reads between its stages: (running revisions, families' newest).
+fn reads(d: &Desired, o: &Observed) -> (Vec<String>, Vec<String>) {
+    let stores = plan_stores(d, o, "default");
+    let services = draft_services(d, o, "default", &stores, false);
+    let running: Vec<String> = services.running_needed(o).into_iter().collect();
+    let newest = services.render(o).newest_needed(o).into_iter().collect();
+    (running, newest)
+}
+
 fn writes(p: &Plan) -> usize {
     p.objects.iter().flat_map(|o| &o.changes).map(|c| c.ops.len()).sum()
 }
@@ -275,19 +284,40 @@ fn a_service_still_running_what_apply_deployed_is_planned_without_reading_its_re
     // A new process: no revision read yet.
     o.revisions.clear();
     o.newest_revisions.clear();
+    assert_eq!(reads(&d, &o), (vec![], vec![]), "nothing to read");
     let fresh = plan(&d, &o, "default");
-    assert!(fresh.needs_running.is_empty() && fresh.needs_newest.is_empty(), "{fresh:#?}");
     assert_eq!(writes(&fresh), 0);
     assert!(!fresh.has_changes());
 
     // Different inputs (a jsonKey changed): the revision must be read.
     let edited = desired(&MANIFESTS.replace("jsonKey: user", "jsonKey: username"));
-    let p = plan(&edited, &o, "default");
-    assert_eq!(p.needs_running.iter().collect::<Vec<_>>(), [web.task_definition.as_str()]);
+    assert_eq!(reads(&edited, &o).0, vec![web.task_definition.to_string()]);
 
     // Someone deployed another revision: the tag no longer vouches for it.
     o.services.get_mut(&("prod".to_string(), "web".to_string())).unwrap().task_definition =
         "arn:aws:ecs:us-east-1:123456789012:task-definition/web:1".into();
-    let p = plan(&d, &o, "default");
-    assert!(p.needs_running.contains("arn:aws:ecs:us-east-1:123456789012:task-definition/web:1"), "{p:#?}");
+    assert!(reads(&d, &o).0.contains(&"arn:aws:ecs:us-east-1:123456789012:task-definition/web:1".to_string()));
+}
+
+#[test]
+fn each_stage_names_only_the_reads_the_next_one_needs() {
+    let d = desired(MANIFESTS);
+    let mut o = account(true);
+    let first = plan(&d, &o, "default");
+    simulate(&mut o, &first, true, &[Kind::Parameter, Kind::Secret]);
+    let second = plan(&d, &o, "default");
+    simulate(&mut o, &second, true, &[Kind::Service]);
+    let web = ("prod".to_string(), "web".to_string());
+    // Deployed by another tool (no applied tag), its revision in the cache: the
+    // running revision equals the rendered one, so no family's newest is read.
+    o.services.get_mut(&web).unwrap().applied = None;
+    o.newest_revisions.clear();
+    assert_eq!(reads(&d, &o), (vec![], vec![]));
+    assert_eq!(writes(&plan(&d, &o, "default")), 0);
+    // Different inputs: the running revision differs, so the newest is read before deciding.
+    let edited = desired(&MANIFESTS.replace("jsonKey: user", "jsonKey: username"));
+    assert_eq!(reads(&edited, &o), (vec![], vec!["web".to_string()]));
+    // Nothing in the cache: stage 1 names the running revision, nothing more yet.
+    o.revisions.clear();
+    assert_eq!(reads(&d, &o).0, [o.services[&web].task_definition.clone()]);
 }

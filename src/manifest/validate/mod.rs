@@ -1,0 +1,182 @@
+//! Stage two of loading: semantic checks that serde cannot express, and the
+//! translation of documents into the desired model with defaults filled in.
+//! Every problem is reported (not just the first); an object with any problem
+//! is left out of [`Desired`] and recorded in `Desired::invalid`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+
+use serde_saphyr::{Location, Spanned};
+
+use super::diag::Diagnostic;
+use super::load::Loaded;
+use super::schema::{self, Document, Spec};
+use crate::arn::{RawTarget, parse_value_from};
+use crate::model::*;
+use crate::value::{InitialValue, JsonField};
+
+mod names;
+mod service;
+mod values;
+
+use names::check_cluster;
+pub use names::{check_ecs_name, check_parameter_name, check_role_name, check_secret_name};
+use service::*;
+use values::*;
+
+pub const API_VERSION: &str = "secretwire.dev/v1alpha1";
+
+struct Ctx<'a> {
+    path: &'a Path,
+    text: &'a str,
+    diags: Vec<Diagnostic>,
+}
+
+impl Ctx<'_> {
+    fn err(&mut self, loc: Location, msg: impl Into<String>) {
+        self.diags.push(Diagnostic::at(self.path, self.text, loc, msg));
+    }
+    fn check<T>(&mut self, s: &Spanned<T>, r: Result<(), String>) {
+        if let Err(m) = r {
+            self.err(s.referenced, m);
+        }
+    }
+}
+
+/// Validates all loaded documents and builds the desired state.
+pub fn build(docs: Vec<Loaded>, diags: &mut Vec<Diagnostic>) -> Desired {
+    let mut desired = Desired::default();
+    let mut first_seen: HashMap<ObjectKey, (std::path::PathBuf, u64, u64)> = HashMap::new();
+    // (cluster, service) and family and role names must not be claimed twice.
+    let mut claims: HashMap<(&'static str, String), String> = HashMap::new();
+
+    for Loaded { path, text, doc } in docs {
+        let mut cx = Ctx { path: &path, text: &text, diags: Vec::new() };
+        let kind = match doc.spec {
+            Spec::Parameter(_) => Kind::Parameter,
+            Spec::Secret(_) => Kind::Secret,
+            Spec::Service(_) => Kind::Service,
+            Spec::Unknown => {
+                let msg =
+                    format!("unknown kind `{}`, expected one of `Parameter`, `Secret`, `Service`", doc.kind.value);
+                cx.err(doc.kind.referenced, msg);
+                diags.append(&mut cx.diags);
+                continue;
+            }
+        };
+        let key = ObjectKey::new(kind, doc.name.value.clone());
+        let name_loc = doc.name.referenced;
+        if let Some((p, l, c)) = first_seen.get(&key) {
+            cx.err(name_loc, format!("duplicate {key}: already declared at {}:{l}:{c}", p.display()));
+            diags.append(&mut cx.diags);
+            continue;
+        }
+        first_seen.insert(key.clone(), (path.clone(), name_loc.line(), name_loc.column()));
+        if doc.api_version.value != API_VERSION {
+            cx.err(
+                doc.api_version.referenced,
+                format!("unsupported apiVersion `{}`, expected `{API_VERSION}`", doc.api_version.value),
+            );
+        }
+        let origin = Origin { path: path.clone(), line: name_loc.line() };
+        let built = build_object(&mut cx, doc, origin);
+        if let Some(Object::Service(s)) = &built {
+            for (what, id) in claimed_ids(s) {
+                if let Some(owner) = claims.get(&(what, id.clone()))
+                    && owner != &s.name
+                {
+                    cx.err(name_loc, format!("{what} `{id}` is already managed by Service/{owner}"));
+                }
+            }
+        }
+        match built {
+            Some(obj) if cx.diags.is_empty() => match obj {
+                Object::Parameter(p) => {
+                    desired.parameters.insert(p.name.clone(), p);
+                }
+                Object::Secret(s) => {
+                    desired.secrets.insert(s.name.clone(), s);
+                }
+                Object::Service(s) => {
+                    for id in claimed_ids(&s) {
+                        claims.insert(id, s.name.clone());
+                    }
+                    desired.services.insert(s.name.clone(), *s);
+                }
+            },
+            _ => {
+                desired.invalid.insert(key);
+            }
+        }
+        diags.append(&mut cx.diags);
+    }
+    desired
+}
+
+/// What a Service claims exclusively: its ECS service, its family and its roles.
+fn claimed_ids(s: &ServiceDef) -> Vec<(&'static str, String)> {
+    let mut ids = vec![
+        ("service", format!("{}/{}", s.cluster, s.service_name)),
+        ("task definition family", s.family.clone()),
+        ("role", s.execution_role.name.clone()),
+    ];
+    ids.extend(s.task_role.iter().map(|t| ("role", t.role.name.clone())));
+    ids
+}
+
+enum Object {
+    Parameter(ParameterDef),
+    Secret(SecretDef),
+    Service(Box<ServiceDef>),
+}
+
+fn build_object(cx: &mut Ctx, doc: Document, origin: Origin) -> Option<Object> {
+    let name = doc.name;
+    match doc.spec {
+        Spec::Parameter(p) => {
+            cx.check(&name, check_parameter_name(&name.value));
+            let kind = p.kind.as_ref().map(|k| k.value).unwrap_or_default();
+            if let (Some(k), ParameterType::String) = (&p.kms_key_id, kind) {
+                cx.err(k.referenced, "kmsKeyId applies only to a SecureString parameter");
+            }
+            check_kms(cx, &p.kms_key_id);
+            check_description(cx, &p.description, 1024);
+            let initial = p.initial_value.and_then(|iv| {
+                if matches!(iv.value, schema::InitialValue::Json(_)) {
+                    cx.err(iv.referenced, "a JSON initialValue is for a Secret; a Parameter holds one string");
+                    return None;
+                }
+                initial_value(cx, iv, 4096)
+            });
+            check_tags(cx, &name, &p.tags);
+            Some(Object::Parameter(ParameterDef {
+                name: name.value,
+                origin,
+                kind,
+                kms_key_id: p.kms_key_id.map(|k| k.value),
+                description: p.description.map(|d| d.value),
+                initial_value: initial,
+                adopt: p.adopt,
+                tags: p.tags,
+            }))
+        }
+        Spec::Secret(s) => {
+            cx.check(&name, check_secret_name(&name.value));
+            check_kms(cx, &s.kms_key_id);
+            check_description(cx, &s.description, 2048);
+            let initial = s.initial_value.and_then(|iv| initial_value(cx, iv, 65536));
+            check_tags(cx, &name, &s.tags);
+            Some(Object::Secret(SecretDef {
+                name: name.value,
+                origin,
+                kms_key_id: s.kms_key_id.map(|k| k.value),
+                description: s.description.map(|d| d.value),
+                initial_value: initial,
+                adopt: s.adopt,
+                tags: s.tags,
+            }))
+        }
+        Spec::Service(s) => build_service(cx, name, *s, origin).map(|s| Object::Service(Box::new(s))),
+        Spec::Unknown => None,
+    }
+}
