@@ -22,8 +22,9 @@ venv: $(EMULATOR_STAMP) ## install the local AWS emulator (moto server, pinned) 
 run: build venv ## demo: start moto on a free loopback port, then validate, plan, apply, apply again
 	scripts/demo.sh
 
-test: venv ## unit tests and integration tests against moto (everything CI runs)
+test: venv ## unit and integration tests against moto, then the integration tests again behind the AWS-shape proxy
 	$(CARGO) test --all-targets
+	SECRETWIRE_AWS_SHAPE=1 $(CARGO) test --test it
 
 lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --check

@@ -169,11 +169,6 @@ impl SecretValueArn {
             self.version_id.as_deref().unwrap_or("")
         )
     }
-
-    /// Pinned references do not change when the secret rotates.
-    pub fn is_pinned(&self) -> bool {
-        self.version_id.is_some() || self.version_stage.as_deref().is_some_and(|s| s != "AWSCURRENT")
-    }
 }
 
 /// Normalises `arn:...:task-definition/web:2`, `web:2` to `web:2`.
@@ -253,11 +248,14 @@ mod tests {
             panic!("secret")
         };
         assert_eq!(s.value_from(), "arn:aws:secretsmanager:us-east-1:123456789012:secret:app-AbCdEf:password::");
-        assert!(!s.is_pinned());
-        let pinned = SecretValueArn { version_stage: Some("AWSPREVIOUS".into()), ..s.clone() };
-        assert!(pinned.is_pinned());
-        let current = SecretValueArn { version_stage: Some("AWSCURRENT".into()), ..s };
-        assert!(!current.is_pinned());
+        assert_eq!((s.version_stage, s.version_id), (None, None));
+        let RawTarget::Secret(p) =
+            parse_value_from("arn:aws:secretsmanager:us-east-1:123456789012:secret:app-AbCdEf:password:AWSPREVIOUS:")
+                .unwrap()
+        else {
+            panic!("secret")
+        };
+        assert_eq!(p.version_stage.as_deref(), Some("AWSPREVIOUS"));
     }
 
     #[test]

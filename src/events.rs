@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::arn::{RawTarget, Scope};
 pub use crate::model::ChangedValue;
-use crate::model::{Desired, ValueRef};
+use crate::model::{AWSCURRENT, Desired, Pin, ValueRef};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValueChange {
@@ -18,7 +18,19 @@ pub struct ValueChange {
     pub at: Option<f64>,
     /// Which event form said so, for logs and status.
     pub cause: String,
+    /// Secrets: the staging labels that now point at another version (a reader
+    /// pinned to one of them reads something new). Parameters: empty.
+    pub labels: BTreeSet<String>,
 }
+
+/// AWSCURRENT moved: so did AWSPREVIOUS, which Secrets Manager moves to the
+/// version AWSCURRENT left (UpdateSecretVersionStage and rotation references).
+fn current_moved() -> BTreeSet<String> {
+    [AWSCURRENT, "AWSPREVIOUS"].into_iter().map(str::to_string).collect()
+}
+
+/// A rotation's in-progress label: no task reads it.
+const AWSPENDING: &str = "AWSPENDING";
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Parsed {
@@ -86,15 +98,19 @@ fn meaning(ev: &Value, scope: &Scope) -> Parsed {
     if !d.is_object() {
         return Parsed::Malformed("detail is not an object".into());
     }
-    let change = |value: ChangedValue, cause: &str| Parsed::Change(ValueChange { value, at, cause: cause.to_string() });
+    let secret = |id: &str, cause: &str, labels: BTreeSet<String>| {
+        Parsed::Change(ValueChange { value: ChangedValue::Secret(id.into()), at, cause: cause.to_string(), labels })
+    };
     match (source.as_str(), detail_type.as_str()) {
         ("aws.secretsmanager", "Secret Label Updated") => {
-            if d["labelUpdated"].as_str() != Some("AWSCURRENT") {
-                return Parsed::Ignored(format!("label {} moved", d["labelUpdated"].as_str().unwrap_or("?")));
+            let label = d["labelUpdated"].as_str().unwrap_or_default();
+            if label.is_empty() || label == AWSPENDING {
+                return Parsed::Ignored(format!("label {} moved", if label.is_empty() { "?" } else { label }));
             }
+            let labels = if label == AWSCURRENT { current_moved() } else { [label.to_string()].into() };
             let id = ev["resources"].as_array().and_then(|r| r.first()).and_then(Value::as_str).or(d["name"].as_str());
             match id {
-                Some(id) => change(ChangedValue::Secret(id.into()), "Secret Label Updated"),
+                Some(id) => secret(id, "Secret Label Updated", labels),
                 None => Parsed::Malformed("Secret Label Updated without a secret".into()),
             }
         }
@@ -104,7 +120,7 @@ fn meaning(ev: &Value, scope: &Scope) -> Parsed {
                 return Parsed::Ignored(format!("service event {name}"));
             }
             match d["additionalEventData"]["SecretId"].as_str() {
-                Some(id) => change(ChangedValue::Secret(id.into()), "RotationSucceeded"),
+                Some(id) => secret(id, "RotationSucceeded", current_moved()),
                 None => Parsed::Malformed("RotationSucceeded without additionalEventData.SecretId".into()),
             }
         }
@@ -115,34 +131,55 @@ fn meaning(ev: &Value, scope: &Scope) -> Parsed {
             }
             let req = &d["requestParameters"];
             let resp = &d["responseElements"];
-            let sets_current = match name {
-                // A rotation's first step writes AWSPENDING: not what tasks read yet.
+            let mut labels: BTreeSet<String> = match name {
+                // The stages the new version gets (AWSCURRENT when none are given).
                 "PutSecretValue" => match req["versionStages"].as_array() {
-                    Some(stages) => stages.iter().any(|s| s == "AWSCURRENT"),
-                    None => true,
+                    Some(stages) => stages.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+                    None => [AWSCURRENT.to_string()].into(),
                 },
                 // UpdateSecret makes a new AWSCURRENT version only when it carries a value.
-                "UpdateSecret" => resp["versionId"].is_string(),
-                "UpdateSecretVersionStage" => req["versionStage"] == "AWSCURRENT" && req["moveToVersionId"].is_string(),
+                "UpdateSecret" if resp["versionId"].is_string() => [AWSCURRENT.to_string()].into(),
+                "UpdateSecret" => BTreeSet::new(),
+                // A label moved to another version (only removing it moves nothing a task could read).
+                "UpdateSecretVersionStage" if req["moveToVersionId"].is_string() => {
+                    req["versionStage"].as_str().map(|l| [l.to_string()].into()).unwrap_or_default()
+                }
+                "UpdateSecretVersionStage" => BTreeSet::new(),
                 other => return Parsed::Ignored(format!("API call {other}")),
             };
-            if !sets_current {
-                return Parsed::Ignored(format!("{name} did not move AWSCURRENT"));
+            // A rotation's first step writes AWSPENDING: not what tasks read.
+            labels.remove(AWSPENDING);
+            if labels.remove(AWSCURRENT) {
+                labels.extend(current_moved());
+            }
+            if labels.is_empty() {
+                return Parsed::Ignored(format!("{name} moved no label a task reads"));
             }
             // `arn` since February 2024, `aRN` before; requestParameters.secretId is a name or ARN.
             let id = resp["arn"].as_str().or(resp["aRN"].as_str()).or(req["secretId"].as_str());
             match id {
-                Some(id) => change(ChangedValue::Secret(id.into()), name),
+                Some(id) => secret(id, name, labels),
                 None => Parsed::Malformed(format!("{name} without a secret id")),
             }
         }
         ("aws.ssm", "Parameter Store Change") => {
             let op = d["operation"].as_str().unwrap_or_default();
-            if !matches!(op, "Create" | "Update" | "LabelParameterVersion") {
+            // An event for a call that failed changes nothing.
+            if !d["exception"].is_null() && d["exception"] != "" {
+                return Parsed::Ignored(format!("parameter operation {op} failed"));
+            }
+            // A label selects a version only for a reader that names it; secretwire's
+            // parameter references name none (they read the latest version).
+            if !matches!(op, "Create" | "Update") {
                 return Parsed::Ignored(format!("parameter operation {op}"));
             }
             match d["name"].as_str() {
-                Some(n) if !n.is_empty() => change(ChangedValue::Parameter(n.into()), &format!("Parameter Store {op}")),
+                Some(n) if !n.is_empty() => Parsed::Change(ValueChange {
+                    value: ChangedValue::Parameter(n.into()),
+                    at,
+                    cause: format!("Parameter Store {op}"),
+                    labels: BTreeSet::new(),
+                }),
                 _ => Parsed::Malformed("Parameter Store Change without detail.name".into()),
             }
         }
@@ -150,10 +187,13 @@ fn meaning(ev: &Value, scope: &Scope) -> Parsed {
     }
 }
 
-/// Which services read which value, unpinned and with `redeployOnChange`.
+/// Which services read which value, by the label they follow (versionId
+/// pins are left out: a rotation never changes what they read), with
+/// `redeployOnChange`.
 #[derive(Debug, Clone, Default)]
 pub struct ValueIndex {
-    secrets: BTreeMap<String, BTreeSet<String>>,
+    /// Secret name or ARN -> label -> services.
+    secrets: BTreeMap<String, BTreeMap<String, BTreeSet<String>>>,
     parameters: BTreeMap<String, BTreeSet<String>>,
 }
 
@@ -162,11 +202,12 @@ impl ValueIndex {
     pub fn build(desired: &Desired, secret_arns: &BTreeMap<String, String>) -> Self {
         let mut ix = Self::default();
         for svc in desired.services.values().filter(|s| s.redeploy_on_change) {
-            for r in svc.value_refs().filter(|r| !r.is_pinned()) {
+            for r in svc.value_refs() {
+                let Pin::Label(label) = r.pin() else { continue };
                 let mut add_secret = |id: &str| {
-                    ix.secrets.entry(id.to_string()).or_default().insert(svc.name.clone());
-                    if let Some(arn) = secret_arns.get(id) {
-                        ix.secrets.entry(arn.clone()).or_default().insert(svc.name.clone());
+                    for key in std::iter::once(id).chain(secret_arns.get(id).map(String::as_str)) {
+                        let by_label = ix.secrets.entry(key.to_string()).or_default();
+                        by_label.entry(label.clone()).or_default().insert(svc.name.clone());
                     }
                 };
                 match r {
@@ -181,31 +222,39 @@ impl ValueIndex {
         ix
     }
 
-    /// The services that must be redeployed for this change.
-    pub fn services_for(&self, v: &ChangedValue) -> BTreeSet<String> {
-        match v {
+    /// The services that must be redeployed for this change: a parameter's
+    /// readers, or a secret's readers that follow a label that moved.
+    pub fn services_for(&self, change: &ValueChange) -> BTreeSet<String> {
+        match &change.value {
             ChangedValue::Parameter(name) => {
                 let alt = if name.starts_with('/') || !name.contains('/') { name.clone() } else { format!("/{name}") };
                 self.parameters.get(name).or_else(|| self.parameters.get(&alt)).cloned().unwrap_or_default()
             }
-            ChangedValue::Secret(id) => {
-                if let Some(s) = self.secrets.get(id) {
-                    return s.clone();
-                }
-                // An ARN we do not know: try the name it carries, with and without
-                // the 6-character suffix (a name may itself end like a suffix).
-                let Some((_, resource)) = id.split_once(":secret:") else { return BTreeSet::new() };
-                let name = resource.split(':').next().unwrap_or(resource);
-                if let Some(s) = self.secrets.get(name) {
-                    return s.clone();
-                }
-                match name.rsplit_once('-') {
-                    Some((base, sfx)) if sfx.len() == 6 && sfx.bytes().all(|b| b.is_ascii_alphanumeric()) => {
-                        self.secrets.get(base).cloned().unwrap_or_default()
-                    }
-                    _ => BTreeSet::new(),
-                }
+            ChangedValue::Secret(id) => self
+                .secret_readers(id)
+                .map(|by_label| {
+                    by_label.iter().filter(|(l, _)| change.labels.contains(*l)).flat_map(|(_, s)| s.clone()).collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    fn secret_readers(&self, id: &str) -> Option<&BTreeMap<String, BTreeSet<String>>> {
+        if let Some(s) = self.secrets.get(id) {
+            return Some(s);
+        }
+        // An ARN we do not know: try the name it carries, with and without
+        // the 6-character suffix (a name may itself end like a suffix).
+        let (_, resource) = id.split_once(":secret:")?;
+        let name = resource.split(':').next().unwrap_or(resource);
+        if let Some(s) = self.secrets.get(name) {
+            return Some(s);
+        }
+        match name.rsplit_once('-') {
+            Some((base, sfx)) if sfx.len() == 6 && sfx.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+                self.secrets.get(base)
             }
+            _ => None,
         }
     }
 }

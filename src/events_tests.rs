@@ -21,7 +21,7 @@ const ARN: &str = "arn:aws:secretsmanager:us-west-2:012345678901:secret:mySecret
 
 fn secret_change(body: &str) -> (String, String) {
     match parse(body, &scope()) {
-        Parsed::Change(ValueChange { value: ChangedValue::Secret(id), at, cause }) => {
+        Parsed::Change(ValueChange { value: ChangedValue::Secret(id), at, cause, .. }) => {
             assert_eq!(at, Some(1707237828.0));
             (id, cause)
         }
@@ -38,8 +38,19 @@ fn secret_label_updated_to_awscurrent_is_a_change() {
         json!({"name": "mySecret", "labelUpdated": "AWSCURRENT", "versionId": "a1b2c3d4-5678-90ab-cdef-EXAMPLE11111"}),
     );
     assert_eq!(secret_change(&body), (ARN.to_string(), "Secret Label Updated".into()));
+    assert_eq!(labels(&body), ["AWSCURRENT", "AWSPREVIOUS"], "AWSPREVIOUS moves with AWSCURRENT");
     let other_label = body.replace("\"AWSCURRENT\"", "\"PROD\"");
-    assert!(matches!(parse(&other_label, &scope()), Parsed::Ignored(_)));
+    assert_eq!(labels(&other_label), ["PROD"], "a custom label moved: its readers read something new");
+    let pending = body.replace("\"AWSCURRENT\"", "\"AWSPENDING\"");
+    assert!(matches!(parse(&pending, &scope()), Parsed::Ignored(_)), "no task reads AWSPENDING");
+}
+
+/// The labels a secret change moved.
+fn labels(body: &str) -> Vec<String> {
+    match parse(body, &scope()) {
+        Parsed::Change(c) => c.labels.into_iter().collect(),
+        other => panic!("expected a change, got {other:?}"),
+    }
 }
 
 #[test]
@@ -109,7 +120,13 @@ fn api_calls_that_do_not_change_what_tasks_read_are_ignored() {
         json!({"secretId": ARN, "versionStage": "PROD", "moveToVersionId": "v"}),
         json!({}),
     );
-    assert!(matches!(parse(&other_stage, &scope()), Parsed::Ignored(_)));
+    assert_eq!(labels(&other_stage), ["PROD"], "moving a custom label changes what its readers read");
+    let removed = api_call(
+        "UpdateSecretVersionStage",
+        json!({"secretId": ARN, "versionStage": "PROD", "removeFromVersionId": "v"}),
+        json!({}),
+    );
+    assert!(matches!(parse(&removed, &scope()), Parsed::Ignored(_)), "a label only removed points nowhere new");
     let tag = api_call("TagResource", json!({"secretId": ARN}), json!({}));
     assert!(matches!(parse(&tag, &scope()), Parsed::Ignored(_)));
     let mut failed: Value =
@@ -120,7 +137,7 @@ fn api_calls_that_do_not_change_what_tasks_read_are_ignored() {
 
 #[test]
 fn parameter_store_changes() {
-    for op in ["Create", "Update", "LabelParameterVersion"] {
+    for op in ["Create", "Update"] {
         let body = envelope(
             "Parameter Store Change",
             "aws.ssm",
@@ -135,6 +152,23 @@ fn parameter_store_changes() {
     let delete =
         envelope("Parameter Store Change", "aws.ssm", json!([]), json!({"operation": "Delete", "name": "/web/db"}));
     assert!(matches!(parse(&delete, &scope()), Parsed::Ignored(_)));
+    // A label moves no value a parameter reference reads (they read the latest version).
+    let label = envelope(
+        "Parameter Store Change",
+        "aws.ssm",
+        json!([]),
+        json!({"operation": "LabelParameterVersion", "name": "/web/db", "type": "SecureString"}),
+    );
+    assert!(matches!(parse(&label, &scope()), Parsed::Ignored(_)));
+    // An event for a call that failed changes nothing.
+    let failed = envelope(
+        "Parameter Store Change",
+        "aws.ssm",
+        json!(["arn:aws:ssm:us-west-2:012345678901:parameter/web/db"]),
+        json!({"operation": "Update", "name": "/web/db", "type": "SecureString",
+               "exception": "ParameterMaxVersionLimitExceeded"}),
+    );
+    assert!(matches!(parse(&failed, &scope()), Parsed::Ignored(r) if r.contains("failed")));
 }
 
 #[test]
@@ -188,6 +222,8 @@ spec:
       secrets:
         - { name: B, parameter: /shared/db }
         - { name: E, valueFrom: 'arn:aws:secretsmanager:us-west-2:012345678901:secret:legacy-AbCdEf:user::' }
+        - { name: F, secret: web/custom, versionStage: PROD }
+        - { name: G, secret: web/fixed, versionId: a1b2c3d4-5678-90ab-cdef-EXAMPLE11111 }
 ---
 apiVersion: secretwire.dev/v1alpha1
 kind: Service
@@ -202,7 +238,7 @@ spec:
 ";
 
 #[test]
-fn the_index_maps_values_to_exactly_the_unpinned_readers() {
+fn the_index_maps_a_change_to_the_readers_of_the_labels_it_moved() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("m.yaml"), MANIFESTS).unwrap();
     let (d, diags) = crate::manifest::load_dir(dir.path());
@@ -212,15 +248,35 @@ fn the_index_maps_values_to_exactly_the_unpinned_readers() {
             .into();
     let ix = ValueIndex::build(&d, &arns);
     let set = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
-    let s = |id: &str| ix.services_for(&ChangedValue::Secret(id.into()));
-    assert_eq!(s("web/api"), set(&["web"]), "redeployOnChange: false excludes batch");
-    assert_eq!(s("arn:aws:secretsmanager:us-west-2:012345678901:secret:web/api-XyZ123"), set(&["web"]));
-    assert_eq!(s("web/pinned"), set(&[]), "pinned to AWSPREVIOUS");
-    assert_eq!(s("web/current"), set(&["web"]), "pinned to AWSCURRENT still follows rotations");
-    assert_eq!(s("arn:aws:secretsmanager:us-west-2:012345678901:secret:legacy-AbCdEf"), set(&["worker"]));
-    assert_eq!(s("arn:aws:secretsmanager:us-west-2:012345678901:secret:unrelated-AbCdEf"), set(&[]));
-    assert_eq!(ix.services_for(&ChangedValue::Parameter("/shared/db".into())), set(&["web", "worker"]));
-    assert_eq!(ix.services_for(&ChangedValue::Parameter("shared/db".into())), set(&["web", "worker"]));
+    let moved = |id: &str, labels: &[&str]| {
+        ix.services_for(&ValueChange {
+            value: ChangedValue::Secret(id.into()),
+            at: None,
+            cause: String::new(),
+            labels: labels.iter().map(|l| l.to_string()).collect(),
+        })
+    };
+    let rotated = |id: &str| moved(id, &["AWSCURRENT", "AWSPREVIOUS"]);
+    let parameter = |name: &str| {
+        ix.services_for(&ValueChange {
+            value: ChangedValue::Parameter(name.into()),
+            at: None,
+            cause: String::new(),
+            labels: BTreeSet::new(),
+        })
+    };
+    assert_eq!(rotated("web/api"), set(&["web"]), "redeployOnChange: false excludes batch");
+    assert_eq!(rotated("arn:aws:secretsmanager:us-west-2:012345678901:secret:web/api-XyZ123"), set(&["web"]));
+    assert_eq!(rotated("web/pinned"), set(&["web"]), "AWSPREVIOUS moves at every rotation");
+    assert_eq!(moved("web/pinned", &["PROD"]), set(&[]), "another label moved: not what C reads");
+    assert_eq!(moved("web/custom", &["PROD"]), set(&["worker"]), "a custom label pin follows its label");
+    assert_eq!(rotated("web/custom"), set(&[]));
+    assert_eq!(rotated("web/fixed"), set(&[]), "a versionId pin is fixed");
+    assert_eq!(rotated("web/current"), set(&["web"]), "pinned to AWSCURRENT still follows rotations");
+    assert_eq!(rotated("arn:aws:secretsmanager:us-west-2:012345678901:secret:legacy-AbCdEf"), set(&["worker"]));
+    assert_eq!(rotated("arn:aws:secretsmanager:us-west-2:012345678901:secret:unrelated-AbCdEf"), set(&[]));
+    assert_eq!(parameter("/shared/db"), set(&["web", "worker"]));
+    assert_eq!(parameter("shared/db"), set(&["web", "worker"]));
 }
 
 #[test]

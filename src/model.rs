@@ -107,7 +107,13 @@ pub struct ServiceDef {
     pub origin: Origin,
     pub cluster: String,
     pub service_name: String,
+    /// `taskDefinition.family`, else the template's `family`, else `metadata.name`.
     pub family: String,
+    /// Neither the manifest nor a template names the family: the family of the
+    /// revision the service runs is kept (a service is never moved to a family
+    /// named after its manifest by accident); `family` is used only when the
+    /// service runs none.
+    pub family_from_running: bool,
     /// A RegisterTaskDefinition input, in the wire (camelCase) shape.
     pub template: Option<serde_json::Value>,
     pub execution_role: RoleDef,
@@ -167,17 +173,40 @@ pub enum ValueRef {
     Raw { value_from: String, target: RawTarget },
 }
 
+/// Which version of a secret a reference reads.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Pin {
+    /// Whatever a staging label points at: `AWSCURRENT` for an unpinned
+    /// reference. It moves when the label moves (AWSPREVIOUS at every rotation).
+    Label(String),
+    /// One version id: fixed, a rotation never changes what it reads.
+    Version,
+}
+
+/// The label every unpinned reference follows.
+pub const AWSCURRENT: &str = "AWSCURRENT";
+
 impl ValueRef {
-    /// A pinned reference keeps reading the same version after a rotation.
-    pub fn is_pinned(&self) -> bool {
+    /// What a new task would read for this reference, as rotations see it.
+    /// Parameters have no staging labels: they follow the latest version.
+    pub fn pin(&self) -> Pin {
+        let secret = |stage: &Option<String>, id: &Option<String>| match (stage, id) {
+            (_, Some(_)) => Pin::Version,
+            (Some(l), None) => Pin::Label(l.clone()),
+            (None, None) => Pin::Label(AWSCURRENT.into()),
+        };
         match self {
-            ValueRef::Parameter { .. } => false,
-            ValueRef::Secret { version_stage, version_id, .. } => {
-                version_id.is_some() || version_stage.as_deref().is_some_and(|s| s != "AWSCURRENT")
+            ValueRef::Secret { version_stage, version_id, .. } => secret(version_stage, version_id),
+            ValueRef::Raw { target: RawTarget::Secret(s), .. } => secret(&s.version_stage, &s.version_id),
+            ValueRef::Parameter { .. } | ValueRef::Raw { target: RawTarget::Parameter { .. }, .. } => {
+                Pin::Label(AWSCURRENT.into())
             }
-            ValueRef::Raw { target: RawTarget::Secret(s), .. } => s.is_pinned(),
-            ValueRef::Raw { target: RawTarget::Parameter { .. }, .. } => false,
         }
+    }
+
+    /// A reference fixed to one version never changes with a rotation.
+    pub fn is_fixed(&self) -> bool {
+        self.pin() == Pin::Version
     }
 }
 

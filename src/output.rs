@@ -16,6 +16,9 @@ pub fn plan_text(plan: &Plan) -> String {
         for c in &o.changes {
             let detail = if c.detail.is_empty() { String::new() } else { format!(": {}", c.detail) };
             let _ = writeln!(out, "  {} {}{detail}", c.action.symbol(), c.resource);
+            for line in &c.diff {
+                let _ = writeln!(out, "      {line}");
+            }
         }
         for p in &o.problems {
             let kind = match p.kind {

@@ -102,7 +102,7 @@ impl Reconciler {
         if !families.is_empty() {
             read_again_on_transient!(newest_revisions(&self.aws, &families, observed, &self.cache, self.concurrency));
         }
-        Ok(rendering.decide(observed, &self.controller_id))
+        Ok(rendering.decide(observed))
     }
 
     /// Plans without writing; `keep_rendered` for `render`.
@@ -191,12 +191,12 @@ impl Reconciler {
                 let result = match execute(&aws, &obj).await {
                     Ok(done) => {
                         if done.ops > 0 {
-                            info!(object = %key, writes = done.ops, "Applied");
+                            info!(kind = %key.kind, name = %key.name, writes = done.ops, "Applied");
                         }
                         ObjectResult { key, ops: done.ops, error: None, held: false, registered: done.registered }
                     }
                     Err(e) => {
-                        warn!(object = %key, error = %e, "Apply failed");
+                        warn!(kind = %key.kind, name = %key.name, error = %e, "Apply failed");
                         ObjectResult { key, ops: 0, error: Some(e.failure()), held: false, registered: None }
                     }
                 };

@@ -139,8 +139,12 @@ pub fn comparable(def: &Value) -> Value {
             m.remove(*k);
         }
         m.remove("tags");
-        for k in ["cpu", "memory"] {
-            if let Some(n) = m.get(k).and_then(Value::as_u64) {
+        // ECS stores task sizes as integer strings: a number, "1 vcpu" or "2 GB"
+        // given at registration comes back as "1024" / "2048" (RegisterTaskDefinition
+        // reference, `cpu` and `memory`: "converted to an integer ... when the task
+        // definition is registered").
+        for (k, unit) in [("cpu", "vcpu"), ("memory", "gb")] {
+            if let Some(n) = m.get(k).and_then(|v| task_size(v, unit)) {
                 m.insert(k.into(), json!(n.to_string()));
             }
         }
@@ -154,6 +158,15 @@ pub fn comparable(def: &Value) -> Value {
                 }
                 if c.get("cpu") == Some(&json!(0)) {
                     c.remove("cpu");
+                }
+                // A health check stored without interval/timeout/retries comes back
+                // with ECS's defaults, 30 s / 5 s / 3 (HealthCheck reference).
+                if let Some(h) = c.get_mut("healthCheck").and_then(Value::as_object_mut) {
+                    for (k, default) in [("interval", 30), ("timeout", 5), ("retries", 3)] {
+                        if h.get(k) == Some(&json!(default)) {
+                            h.remove(k);
+                        }
+                    }
                 }
                 if let Some(ports) = c.get_mut("portMappings").and_then(Value::as_array_mut) {
                     for p in ports.iter_mut().filter_map(Value::as_object_mut) {
@@ -169,6 +182,21 @@ pub fn comparable(def: &Value) -> Value {
         }
     }
     prune(v).unwrap_or(Value::Null)
+}
+
+/// A task size as the integer ECS stores: CPU units (`unit` "vcpu": 1 vCPU =
+/// 1024) or MiB (`unit` "gb": 1 GB = 1024). `None` for what is not a size.
+fn task_size(v: &Value, unit: &str) -> Option<u64> {
+    if let Some(n) = v.as_u64() {
+        return Some(n);
+    }
+    let text = v.as_str()?.trim().to_ascii_lowercase();
+    if let Ok(n) = text.parse::<u64>() {
+        return Some(n);
+    }
+    let number = text.strip_suffix(unit)?.trim().parse::<f64>().ok()?;
+    let n = number * 1024.0;
+    (n.is_finite() && n >= 0.0 && n.fract() == 0.0).then_some(n as u64)
 }
 
 fn prune(v: Value) -> Option<Value> {
@@ -189,6 +217,54 @@ fn prune(v: Value) -> Option<Value> {
 /// Whether registering `rendered` would give something other than `newest`.
 pub fn differs(rendered: &Value, newest: &Value) -> bool {
     comparable(rendered) != comparable(newest)
+}
+
+/// The wiring a definition holds, by path: the role ARNs, and per container
+/// each `secrets` and `secretOptions` entry by name and `repositoryCredentials`.
+fn wiring_entries(def: &Value) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for k in ["executionRoleArn", "taskRoleArn"] {
+        if let Some(v) = def[k].as_str() {
+            out.insert(k.to_string(), v.to_string());
+        }
+    }
+    for c in def["containerDefinitions"].as_array().into_iter().flatten() {
+        let name = c["name"].as_str().unwrap_or("?");
+        let named = |list: &Value, field: &str, out: &mut std::collections::BTreeMap<String, String>| {
+            for e in list.as_array().into_iter().flatten() {
+                if let (Some(n), Some(v)) = (e["name"].as_str(), e["valueFrom"].as_str()) {
+                    out.insert(format!("containerDefinitions[{name}].{field}[{n}]"), v.to_string());
+                }
+            }
+        };
+        named(&c["secrets"], "secrets", &mut out);
+        named(&c["logConfiguration"]["secretOptions"], "logConfiguration.secretOptions", &mut out);
+        if let Some(v) = c["repositoryCredentials"]["credentialsParameter"].as_str() {
+            out.insert(format!("containerDefinitions[{name}].repositoryCredentials"), v.to_string());
+        }
+    }
+    out
+}
+
+/// The wiring a registration changes, one line per entry, as `terraform plan`
+/// shows attribute diffs: `~ path: old -> new`, `+ path: new`, `- path: old`
+/// (removed). References and ARNs only, never a value; an ARN that waits on a
+/// value not created yet shows as `(known after apply)`.
+pub fn wiring_diff(old: Option<&Value>, new: &Value) -> Vec<String> {
+    let shown = |v: &str| if v.contains("-??????") { "(known after apply)".to_string() } else { v.to_string() };
+    let (a, b) = (old.map(wiring_entries).unwrap_or_default(), wiring_entries(new));
+    let mut out = Vec::new();
+    for (path, new_v) in &b {
+        match a.get(path) {
+            Some(old_v) if old_v == new_v => {}
+            Some(old_v) => out.push(format!("~ {path}: {} -> {}", shown(old_v), shown(new_v))),
+            None => out.push(format!("+ {path}: {}", shown(new_v))),
+        }
+    }
+    for (path, old_v) in a.iter().filter(|(p, _)| !b.contains_key(*p)) {
+        out.push(format!("- {path}: {} (removed)", shown(old_v)));
+    }
+    out
 }
 
 /// Human-readable paths of what differs, for the plan (values are ARNs and
@@ -318,6 +394,53 @@ mod tests {
         let r2 = render(&live(), "web", &w).unwrap();
         assert!(differs(&r2, &registered));
         assert_eq!(changed_fields(&r2, &registered), vec!["containerDefinitions[web].secrets".to_string()]);
+    }
+
+    #[test]
+    fn task_sizes_in_vcpu_and_gb_and_default_health_checks_equal_what_ecs_stores() {
+        // As a template would say it, and as DescribeTaskDefinition answers after
+        // registration (AWS documents both conversions and the three defaults).
+        let template = json!({"family": "web", "cpu": "1 vCPU", "memory": "2 GB", "containerDefinitions": [
+            {"name": "web", "image": "x", "healthCheck": {"command": ["CMD-SHELL", "curl -f http://localhost/ || exit 1"]}}]});
+        let stored = json!({"family": "web", "cpu": "1024", "memory": "2048", "containerDefinitions": [
+            {"name": "web", "image": "x", "healthCheck": {"command": ["CMD-SHELL", "curl -f http://localhost/ || exit 1"],
+             "interval": 30, "timeout": 5, "retries": 3}}]});
+        assert!(!differs(&template, &stored), "{:?}", changed_fields(&template, &stored));
+        for (cpu, memory) in [("0.25 vcpu", "0.5 GB"), ("0.25vCPU", "0.5gb")] {
+            let t = json!({"family": "web", "cpu": cpu, "memory": memory, "containerDefinitions": [{"name": "web", "image": "x"}]});
+            let s = json!({"family": "web", "cpu": "256", "memory": "512", "containerDefinitions": [{"name": "web", "image": "x"}]});
+            assert!(!differs(&t, &s), "{cpu} {memory}");
+        }
+        // A real difference still counts.
+        let mut longer = stored.clone();
+        longer["containerDefinitions"][0]["healthCheck"]["interval"] = json!(60);
+        assert!(differs(&template, &longer));
+        let mut bigger = stored;
+        bigger["cpu"] = json!("2048");
+        assert_eq!(changed_fields(&template, &bigger), ["cpu"]);
+    }
+
+    #[test]
+    fn the_wiring_diff_names_every_entry_changed_added_and_removed() {
+        let old = json!({"executionRoleArn": "arn:aws:iam::1:role/old", "containerDefinitions": [
+            {"name": "web", "secrets": [{"name": "DB", "valueFrom": "arn:aws:ssm:us-east-1:1:parameter/db"},
+                                        {"name": "GONE", "valueFrom": "arn:aws:ssm:us-east-1:1:parameter/gone"}],
+             "repositoryCredentials": {"credentialsParameter": "arn:aws:secretsmanager:us-east-1:1:secret:reg-AbCdEf"}}]});
+        let new = json!({"executionRoleArn": "arn:aws:iam::1:role/web-execution", "containerDefinitions": [
+            {"name": "web", "secrets": [{"name": "DB", "valueFrom": "arn:aws:ssm:us-east-1:1:parameter/db"},
+                                        {"name": "API", "valueFrom": "arn:aws:secretsmanager:us-east-1:1:secret:web/api-??????:user::"}],
+             "logConfiguration": {"logDriver": "splunk", "secretOptions": [{"name": "splunk-token", "valueFrom": "arn:aws:secretsmanager:us-east-1:1:secret:s-AbCdEf"}]}}]});
+        assert_eq!(
+            wiring_diff(Some(&old), &new),
+            [
+                "+ containerDefinitions[web].logConfiguration.secretOptions[splunk-token]: arn:aws:secretsmanager:us-east-1:1:secret:s-AbCdEf",
+                "+ containerDefinitions[web].secrets[API]: (known after apply)",
+                "~ executionRoleArn: arn:aws:iam::1:role/old -> arn:aws:iam::1:role/web-execution",
+                "- containerDefinitions[web].repositoryCredentials: arn:aws:secretsmanager:us-east-1:1:secret:reg-AbCdEf (removed)",
+                "- containerDefinitions[web].secrets[GONE]: arn:aws:ssm:us-east-1:1:parameter/gone (removed)",
+            ]
+        );
+        assert!(wiring_diff(Some(&new), &new).is_empty());
     }
 
     #[test]

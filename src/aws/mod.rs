@@ -308,14 +308,17 @@ impl Aws {
         }
     }
 
-    /// DescribeTaskDefinition, returning the definition in its wire shape.
-    /// `None` when ECS does not know it.
+    /// DescribeTaskDefinition, returning the definition in its wire shape with
+    /// its own tags (asked for with `include: TAGS`; ECS returns them beside the
+    /// definition) as the `tags` RegisterTaskDefinition takes, so a revision
+    /// built on it keeps them. `None` when ECS does not know it.
     pub async fn describe_task_definition(&self, id: &str) -> Result<Option<Value>, AwsError> {
         let capture = CaptureBody::default();
         let res = self
             .ecs
             .describe_task_definition()
             .task_definition(id)
+            .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
             .customize()
             .interceptor(capture.clone())
             .send()
@@ -325,7 +328,13 @@ impl Aws {
                 let body = capture.0.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_default();
                 let mut v: Value = serde_json::from_slice(&body)
                     .map_err(|e| AwsError::other("DescribeTaskDefinition", format!("response is not JSON: {e}")))?;
-                Ok(v.get_mut("taskDefinition").map(serde_json::Value::take))
+                let tags = v.get_mut("tags").map(Value::take).filter(|t| t.as_array().is_some_and(|a| !a.is_empty()));
+                Ok(v.get_mut("taskDefinition").map(Value::take).map(|mut td| {
+                    if let Some(tags) = tags {
+                        td["tags"] = tags;
+                    }
+                    td
+                }))
             }
             Err(e) => {
                 let e = classify("DescribeTaskDefinition", e);

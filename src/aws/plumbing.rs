@@ -50,97 +50,48 @@ pub async fn ensure(aws: &Aws, controller_id: &str, max_receives: u32) -> Result
     .await?;
     let arn = queue_arn(aws, &url).await?;
 
+    // The rules first (their ARNs go into the queue policies), then the queue
+    // policies, and only then the targets: an event delivered to a queue whose
+    // policy does not yet allow it is dropped by EventBridge.
     let mut rule_arns = Vec::new();
     for (suffix, pattern) in rule_patterns() {
         let rule = format!("secretwire-{controller_id}-{suffix}");
-        let existing = aws.events.describe_rule().name(&rule).send().await;
-        let rule_arn = match existing {
-            Ok(r)
-                if r.event_pattern().and_then(|p| serde_json::from_str::<Value>(p).ok()).as_ref() == Some(&pattern) =>
-            {
-                r.arn().unwrap_or_default().to_string()
-            }
-            other => {
-                if let Err(e) = other {
-                    let e = classify("DescribeRule", e);
-                    if !e.is_code(&["ResourceNotFoundException"]) {
-                        return Err(e);
-                    }
-                }
-                let out = aws
-                    .events
-                    .put_rule()
-                    .name(&rule)
-                    .event_pattern(pattern.to_string())
-                    .description("secretwire: value changes that need an ECS redeploy")
-                    .set_tags(Some(
-                        tags.iter()
-                            .filter_map(|(k, v)| {
-                                aws_sdk_eventbridge::types::Tag::builder().key(k).value(v).build().ok()
-                            })
-                            .collect(),
-                    ))
-                    .send()
-                    .await
-                    .map_err(|e| classify("PutRule", e))?;
-                info!(rule = %rule, "Put EventBridge rule");
-                out.rule_arn().unwrap_or_default().to_string()
-            }
-        };
+        rule_arns.push((rule.clone(), ensure_rule(aws, &rule, &pattern, &tags).await?));
+    }
+    let sources: Vec<&str> = rule_arns.iter().map(|(_, a)| a.as_str()).collect();
+    let redrive = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receives});
+    ensure_queue_policy(aws, &url, &arn, &sources, Some((&redrive, max_receives))).await?;
+    // Events EventBridge could not deliver (after its retries) go to the DLQ, so
+    // none is dropped without trace; the DLQ lets the same rules send.
+    ensure_queue_policy(aws, &dlq_url, &dlq_arn, &sources, None).await?;
+    for (rule, _) in &rule_arns {
         let targets =
-            aws.events.list_targets_by_rule().rule(&rule).send().await.map_err(|e| classify("ListTargetsByRule", e))?;
-        if !targets.targets().iter().any(|t| t.arn() == arn) {
+            aws.events.list_targets_by_rule().rule(rule).send().await.map_err(|e| classify("ListTargetsByRule", e))?;
+        let current = targets
+            .targets()
+            .iter()
+            .any(|t| t.arn() == arn && t.dead_letter_config().and_then(|d| d.arn()) == Some(dlq_arn.as_str()));
+        if !current {
             let target = aws_sdk_eventbridge::types::Target::builder()
                 .id("secretwire-queue")
                 .arn(&arn)
+                .dead_letter_config(aws_sdk_eventbridge::types::DeadLetterConfig::builder().arn(&dlq_arn).build())
                 .build()
                 .map_err(|e| AwsError::other("PutTargets", e.to_string()))?;
-            aws.events.put_targets().rule(&rule).targets(target).send().await.map_err(|e| classify("PutTargets", e))?;
-            info!(rule = %rule, queue = %arn, "Pointed rule at the queue");
+            let out = aws
+                .events
+                .put_targets()
+                .rule(rule)
+                .targets(target)
+                .send()
+                .await
+                .map_err(|e| classify("PutTargets", e))?;
+            if out.failed_entry_count() > 0 {
+                let why = out.failed_entries().first().and_then(|f| f.error_message()).unwrap_or("no reason given");
+                return Err(AwsError::other("PutTargets", format!("target of {rule} not put: {why}")));
+            }
+            info!(rule = %rule, queue = %arn, dead_letter_queue = %dlq_arn, "Pointed rule at the queue");
         }
-        rule_arns.push(rule_arn);
-    }
-
-    // Only our own rules may send (aws:SourceArn); failed deliveries go to the DLQ.
-    let policy = json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "OnlySecretwireRules",
-            "Effect": "Allow",
-            "Principal": {"Service": "events.amazonaws.com"},
-            "Action": "sqs:SendMessage",
-            "Resource": arn,
-            "Condition": {"ArnEquals": {"aws:SourceArn": rule_arns}}
-        }]
-    });
-    let redrive = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receives});
-    let have = aws
-        .sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(QueueAttributeName::Policy)
-        .attribute_names(QueueAttributeName::RedrivePolicy)
-        .send()
-        .await
-        .map_err(|e| classify("GetQueueAttributes", e))?;
-    let attrs = have.attributes();
-    let parsed =
-        |k: QueueAttributeName| attrs.and_then(|a| a.get(&k)).and_then(|s| serde_json::from_str::<Value>(s).ok());
-    let same_policy = parsed(QueueAttributeName::Policy).is_some_and(|p| crate::policy::same_document(&p, &policy));
-    let same_redrive = parsed(QueueAttributeName::RedrivePolicy).is_some_and(|r| {
-        r["deadLetterTargetArn"] == redrive["deadLetterTargetArn"]
-            && r["maxReceiveCount"].to_string().trim_matches('"') == max_receives.to_string()
-    });
-    if !same_policy || !same_redrive {
-        aws.sqs
-            .set_queue_attributes()
-            .queue_url(&url)
-            .attributes(QueueAttributeName::Policy, policy.to_string())
-            .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
-            .send()
-            .await
-            .map_err(|e| classify("SetQueueAttributes", e))?;
-        info!(queue = %url, "Set queue policy and redrive policy");
     }
     Ok(url)
 }
@@ -182,4 +133,93 @@ async fn queue_arn(aws: &Aws, url: &str) -> Result<String, AwsError> {
         .and_then(|a| a.get(&QueueAttributeName::QueueArn))
         .cloned()
         .ok_or_else(|| AwsError::other("GetQueueAttributes", "no QueueArn in the answer"))
+}
+
+/// The rule with this pattern; returns its ARN.
+async fn ensure_rule(
+    aws: &Aws,
+    rule: &str,
+    pattern: &Value,
+    tags: &HashMap<String, String>,
+) -> Result<String, AwsError> {
+    match aws.events.describe_rule().name(rule).send().await {
+        Ok(r) if r.event_pattern().and_then(|p| serde_json::from_str::<Value>(p).ok()).as_ref() == Some(pattern) => {
+            return Ok(r.arn().unwrap_or_default().to_string());
+        }
+        Ok(_) => {}
+        Err(e) => {
+            let e = classify("DescribeRule", e);
+            if !e.is_code(&["ResourceNotFoundException"]) {
+                return Err(e);
+            }
+        }
+    }
+    let out = aws
+        .events
+        .put_rule()
+        .name(rule)
+        .event_pattern(pattern.to_string())
+        .description("secretwire: value changes that need an ECS redeploy")
+        .set_tags(Some(
+            tags.iter()
+                .filter_map(|(k, v)| aws_sdk_eventbridge::types::Tag::builder().key(k).value(v).build().ok())
+                .collect(),
+        ))
+        .send()
+        .await
+        .map_err(|e| classify("PutRule", e))?;
+    info!(rule = %rule, "Put EventBridge rule");
+    Ok(out.rule_arn().unwrap_or_default().to_string())
+}
+
+/// A queue policy that lets only these rules send (`aws:SourceArn`), and the
+/// redrive policy when given; written only when what AWS has differs.
+async fn ensure_queue_policy(
+    aws: &Aws,
+    url: &str,
+    arn: &str,
+    sources: &[&str],
+    redrive: Option<(&Value, u32)>,
+) -> Result<(), AwsError> {
+    let policy = json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "OnlySecretwireRules",
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": arn,
+            "Condition": {"ArnEquals": {"aws:SourceArn": sources}}
+        }]
+    });
+    let have = aws
+        .sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::Policy)
+        .attribute_names(QueueAttributeName::RedrivePolicy)
+        .send()
+        .await
+        .map_err(|e| classify("GetQueueAttributes", e))?;
+    let attrs = have.attributes();
+    let parsed =
+        |k: QueueAttributeName| attrs.and_then(|a| a.get(&k)).and_then(|s| serde_json::from_str::<Value>(s).ok());
+    let same_policy = parsed(QueueAttributeName::Policy).is_some_and(|p| crate::policy::same_document(&p, &policy));
+    let same_redrive = redrive.is_none_or(|(want, max)| {
+        parsed(QueueAttributeName::RedrivePolicy).is_some_and(|r| {
+            r["deadLetterTargetArn"] == want["deadLetterTargetArn"]
+                && r["maxReceiveCount"].to_string().trim_matches('"') == max.to_string()
+        })
+    });
+    if same_policy && same_redrive {
+        return Ok(());
+    }
+    let mut req =
+        aws.sqs.set_queue_attributes().queue_url(url).attributes(QueueAttributeName::Policy, policy.to_string());
+    if let Some((r, _)) = redrive {
+        req = req.attributes(QueueAttributeName::RedrivePolicy, r.to_string());
+    }
+    req.send().await.map_err(|e| classify("SetQueueAttributes", e))?;
+    info!(queue = %url, "Set queue policy");
+    Ok(())
 }

@@ -184,6 +184,45 @@ fn templates_must_exist_parse_and_hold_the_declared_containers() {
 }
 
 #[test]
+fn validate_catches_what_would_fail_at_plan_time_and_takes_the_family_from_the_template() {
+    let svc = |family: &str, extra: &str| {
+        format!(
+            "apiVersion: secretwire.dev/v1alpha1\nkind: Service\nmetadata:\n  name: web\nspec:\n  cluster: prod\n  taskDefinition:\n{family}    template: td.json\n  containers:\n    - name: web\n{extra}"
+        )
+    };
+    let log_secrets = "      logSecrets:\n        - { name: splunk-token, secret: web/splunk }\n";
+    let no_driver = r#"{"family": "storefront", "containerDefinitions": [{"name": "web", "image": "httpd"}]}"#;
+    let d = dir_with(&[("m.yaml", &svc("", log_secrets)), ("td.json", no_driver)]);
+    let (_, diags) = load_dir(d.path());
+    assert_eq!(
+        located(d.path(), &diags),
+        vec![
+            "m.yaml:10:13: container `web` has logSecrets but its template definition has no logConfiguration.logDriver"
+        ]
+    );
+
+    let d = dir_with(&[("m.yaml", &svc("    family: web\n", "")), ("td.json", no_driver)]);
+    let (_, diags) = load_dir(d.path());
+    assert_eq!(
+        located(d.path(), &diags),
+        vec!["m.yaml:8:13: family `web` differs from the template's family `storefront`; name one family"]
+    );
+
+    // Without `family`, the template's family, not the manifest's name.
+    let d = dir_with(&[("m.yaml", &svc("", "")), ("td.json", no_driver)]);
+    let (desired, diags) = load_dir(d.path());
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(
+        (desired.services["web"].family.as_str(), desired.services["web"].family_from_running),
+        ("storefront", false)
+    );
+    // Neither: the family of the revision the service runs (decided when planning).
+    let d = dir_with(&[("m.yaml", SERVICE)]);
+    let (desired, _) = load_dir(d.path());
+    assert!(desired.services["web"].family_from_running);
+}
+
+#[test]
 fn non_utf8_files_are_rejected_by_name_and_position() {
     let d = tempfile::tempdir().unwrap();
     fs::write(d.path().join("bin.yaml"), b"kind: x\nname: \xff\xfe\n").unwrap();

@@ -82,6 +82,10 @@ pub struct Change {
     pub action: Action,
     pub resource: String,
     pub detail: String,
+    /// Task definitions: each wiring entry the registration changes, adds or
+    /// removes (`taskdef::wiring_diff`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diff: Vec<String>,
     #[serde(skip)]
     pub ops: Vec<Op>,
 }
@@ -267,7 +271,7 @@ struct Planner<'a> {
 pub fn plan(desired: &Desired, observed: &Observed, controller_id: &str) -> Plan {
     let stores = plan_stores(desired, observed, controller_id);
     let services = draft_services(desired, observed, controller_id, &stores, false);
-    let mut objects = services.render(observed).decide(observed, controller_id);
+    let mut objects = services.render(observed).decide(observed);
     let mut all = stores.objects;
     all.append(&mut objects);
     Plan { objects: all }
@@ -361,11 +365,11 @@ impl Rendering<'_> {
     }
 
     /// Stage 3: every service's final plan.
-    pub fn decide(self, observed: &Observed, controller_id: &str) -> Vec<ObjectPlan> {
+    pub fn decide(self, observed: &Observed) -> Vec<ObjectPlan> {
         self.staged
             .into_iter()
             .map(|r| match r {
-                Staged::Next(r) => r.decide(observed, controller_id),
+                Staged::Next(r) => r.decide(observed),
                 Staged::Done(p) => p,
             })
             .collect()

@@ -31,6 +31,7 @@ impl Planner<'_> {
                 role.managed_policy_arns.iter().map(|a| Op::AttachPolicy { name: role.name.clone(), arn: a.clone() }),
             );
             plan.changes.push(Change {
+                diff: Vec::new(),
                 action: Action::Create,
                 resource,
                 detail: format!(
@@ -76,7 +77,7 @@ impl Planner<'_> {
             ops.push(Op::DetachPolicy { name: role.name.clone(), arn: a.clone() });
         }
         let action = if ops.is_empty() { Action::Unchanged } else { Action::Update };
-        plan.changes.push(Change { action, resource, detail: what.join(", "), ops });
+        plan.changes.push(Change { diff: Vec::new(), action, resource, detail: what.join(", "), ops });
         Some(obs.arn.clone())
     }
 }

@@ -37,6 +37,9 @@ pub struct Wired<'d> {
     /// The revision the service runs, as ECS reports it.
     running: String,
     service_arn: String,
+    controller_id: String,
+    /// The family a registration goes to.
+    family: String,
 }
 
 /// A service whose task definition is rendered; which revision to run is not decided.
@@ -45,6 +48,8 @@ pub struct Rendered<'d> {
     rendered: Value,
     /// The running revision, if it is of the service's family.
     running_def: Option<Value>,
+    /// What a registered revision is tagged with.
+    tags: Tags,
 }
 
 impl Draft<'_> {
@@ -120,7 +125,8 @@ impl Planner<'_> {
             return Staged::Done(plan);
         };
         // The task definition: base with our wiring.
-        let td_resource = td_resource(def);
+        let family = family_of(def, &svc.task_definition);
+        let td_resource = td_resource(&family);
         let running_short = task_definition_short(&svc.task_definition).to_string();
         let mut values = resolved.into_iter();
         let wiring = Wiring {
@@ -146,19 +152,21 @@ impl Planner<'_> {
         };
         // Still running what apply deployed, rendered from the same inputs: unchanged,
         // without reading the revision.
-        let digest = taskdef::digest(def.template.as_ref(), &def.family, &wiring);
+        let digest = taskdef::digest(def.template.as_ref(), &family, &wiring);
         if !pending
             && !self.keep_rendered
             && svc.applied.as_deref() == Some(&taskdef::applied_tag(&svc.task_definition, &digest))
         {
             plan.kept_revision = Some(running_short.clone());
             plan.changes.push(Change {
+                diff: Vec::new(),
                 action: Action::Unchanged,
                 resource: td_resource,
                 detail: running_short.clone(),
                 ops: vec![],
             });
             plan.changes.push(Change {
+                diff: Vec::new(),
                 action: Action::Unchanged,
                 resource: svc_resource,
                 detail: format!("runs {running_short}"),
@@ -174,12 +182,35 @@ impl Planner<'_> {
             pending,
             running: svc.task_definition.clone(),
             service_arn: svc.arn.clone(),
+            controller_id: self.id.to_string(),
+            family,
         }))
     }
 }
 
-fn td_resource(def: &ServiceDef) -> String {
-    format!("task definition {}", def.family)
+/// The tags a registered revision gets: ours, then the base's own (the
+/// template's `tags`, or the running revision's), ours winning on a clash.
+fn revision_tags(controller_id: &str, key: &ObjectKey, base: &Value) -> Tags {
+    let mut tags = owned_tags(controller_id, key, &BTreeMap::new());
+    for t in base["tags"].as_array().into_iter().flatten() {
+        if let (Some(k), Some(v)) = (t["key"].as_str(), t["value"].as_str()) {
+            tags.entry(k.to_string()).or_insert_with(|| v.to_string());
+        }
+    }
+    tags
+}
+
+/// The family a registered revision gets (`ServiceDef::family_from_running`).
+fn family_of(def: &ServiceDef, running: &str) -> String {
+    let running_family = task_definition_short(running).rsplit_once(':').map(|(f, _)| f).filter(|f| !f.is_empty());
+    match running_family {
+        Some(f) if def.family_from_running => f.to_string(),
+        _ => def.family.clone(),
+    }
+}
+
+fn td_resource(family: &str) -> String {
+    format!("task definition {family}")
 }
 
 fn svc_resource(def: &ServiceDef) -> String {
@@ -202,28 +233,32 @@ impl<'d> Wired<'d> {
             w.plan.problems.push(Problem {
                 kind: ProblemKind::Error,
                 reason: Reason::RevisionUnreadable,
-                resource: td_resource(def),
+                resource: td_resource(&w.family),
                 message: format!("the revision the service runs ({}) could not be read", w.running),
             });
             return Staged::Done(w.plan);
         };
-        let rendered = match taskdef::render(base, &def.family, &w.wiring) {
+        let rendered = match taskdef::render(base, &w.family, &w.wiring) {
             Ok(r) => r,
             Err(e) => {
                 w.plan.problems.push(Problem {
                     kind: ProblemKind::Error,
                     reason: Reason::RenderFailed,
-                    resource: td_resource(def),
+                    resource: td_resource(&w.family),
                     message: e.to_string(),
                 });
                 return Staged::Done(w.plan);
             }
         };
+        let tags = revision_tags(&w.controller_id, &w.plan.key, base);
         if keep_rendered {
-            w.plan.rendered = Some(rendered.clone());
+            // What `render` prints is what would be registered, tags included.
+            let mut shown = rendered.clone();
+            shown["tags"] = Value::Array(tags.iter().map(|(k, v)| serde_json::json!({"key": k, "value": v})).collect());
+            w.plan.rendered = Some(shown);
         }
-        let running_def = running.filter(|r| r["family"].as_str() == Some(def.family.as_str()));
-        Staged::Next(Box::new(Rendered { w, rendered, running_def }))
+        let running_def = running.filter(|r| r["family"].as_str() == Some(w.family.as_str()));
+        Staged::Next(Box::new(Rendered { w, rendered, running_def, tags }))
     }
 }
 
@@ -236,25 +271,25 @@ impl Rendered<'_> {
     /// The family whose newest revision stage 3 reads: only when the running
     /// revision differs (the newest may already be what we would register).
     pub fn newest_needed(&self, o: &Observed) -> Option<&str> {
-        let family = self.w.def.family.as_str();
+        let family = self.w.family.as_str();
         (!self.running_matches() && !o.newest_revisions.contains_key(family)).then_some(family)
     }
 
     /// Stage 3: reuse a revision that equals the rendered one (the running
     /// revision first, then the family's newest) or register one; then the
     /// UpdateService to it.
-    pub fn decide(self, o: &Observed, controller_id: &str) -> ObjectPlan {
+    pub fn decide(self, o: &Observed) -> ObjectPlan {
         let running_matches = self.running_matches();
-        let Rendered { w, rendered, running_def } = self;
-        let Wired { def, mut plan, digest, pending, running: running_arn, service_arn, .. } = w;
-        let td_resource = td_resource(def);
+        let Rendered { w, rendered, running_def, tags } = self;
+        let Wired { def, mut plan, digest, pending, running: running_arn, service_arn, family, .. } = w;
+        let td_resource = td_resource(&family);
         let svc_resource = svc_resource(def);
         let running_short = task_definition_short(&running_arn).to_string();
         let newest_parsed: Option<Value>;
         let newest = if running_matches {
             running_def.as_ref()
         } else {
-            newest_parsed = o.newest_revisions.get(&def.family).and_then(|n| n.as_ref().map(|r| r.value()));
+            newest_parsed = o.newest_revisions.get(&family).and_then(|n| n.as_ref().map(|r| r.value()));
             newest_parsed.as_ref()
         };
         let target = match newest {
@@ -262,6 +297,7 @@ impl Rendered<'_> {
                 let arn = n["taskDefinitionArn"].as_str().unwrap_or_default().to_string();
                 plan.kept_revision = Some(task_definition_short(&arn).to_string());
                 plan.changes.push(Change {
+                    diff: Vec::new(),
                     action: Action::Unchanged,
                     resource: td_resource,
                     detail: task_definition_short(&arn).to_string(),
@@ -282,15 +318,12 @@ impl Rendered<'_> {
                         None => "register the first revision of the family".to_string(),
                     },
                 };
-                let mut tags = owned_tags(controller_id, &plan.key, &BTreeMap::new());
-                if let Some(Value::Array(tt)) = def.template.as_ref().map(|t| &t["tags"]) {
-                    for t in tt {
-                        if let (Some(k), Some(v)) = (t["key"].as_str(), t["value"].as_str()) {
-                            tags.entry(k.to_string()).or_insert_with(|| v.to_string());
-                        }
-                    }
-                }
+                // What changes for the service: its wiring now (the running revision,
+                // else the family's newest) against the new one, pending or not, so a
+                // removal is never hidden behind "known after apply".
+                let diff = taskdef::wiring_diff(running_def.as_ref().or(newest), &rendered);
                 plan.changes.push(Change {
+                    diff,
                     action: if newest.is_some() || running_def.is_some() { Action::Update } else { Action::Create },
                     resource: td_resource,
                     detail,
@@ -302,6 +335,7 @@ impl Rendered<'_> {
         let running = running_short;
         match target {
             Some(arn) if task_definition_short(&arn) == running => plan.changes.push(Change {
+                diff: Vec::new(),
                 action: Action::Unchanged,
                 resource: svc_resource,
                 detail: format!("runs {running}"),
@@ -310,6 +344,7 @@ impl Rendered<'_> {
             target => {
                 let to = target.as_deref().map(task_definition_short).unwrap_or("the new revision").to_string();
                 plan.changes.push(Change {
+                    diff: Vec::new(),
                     action: Action::Update,
                     resource: svc_resource,
                     detail: format!("{running} -> {to}"),

@@ -19,6 +19,7 @@ impl Planner<'_> {
         let Some(obs) = self.o.parameters.get(&def.name) else {
             match &def.initial_value {
                 Some(iv) => plan.changes.push(Change {
+                    diff: Vec::new(),
                     action: Action::Create,
                     resource,
                     detail: format!(
@@ -74,11 +75,18 @@ impl Planner<'_> {
         }
         let add = missing_tags(&tags, &obs.tags);
         if add.is_empty() {
-            plan.changes.push(Change { action: Action::Unchanged, resource, detail: kind_name.into(), ops: vec![] });
+            plan.changes.push(Change {
+                diff: Vec::new(),
+                action: Action::Unchanged,
+                resource,
+                detail: kind_name.into(),
+                ops: vec![],
+            });
         } else {
             let detail =
                 if adopting { "adopt: add ownership tags".to_string() } else { format!("tags: {}", keys_of(&add)) };
             plan.changes.push(Change {
+                diff: Vec::new(),
                 action: Action::Update,
                 resource,
                 detail,
@@ -99,6 +107,7 @@ impl Planner<'_> {
         let Some(obs) = self.o.secrets.get(&def.name) else {
             match &def.initial_value {
                 Some(iv) => plan.changes.push(Change {
+                    diff: Vec::new(),
                     action: Action::Create,
                     resource,
                     detail: format!(
@@ -141,7 +150,7 @@ impl Planner<'_> {
             ops.push(Op::TagSecret { id: obs.arn.clone(), tags: add });
         }
         let action = if ops.is_empty() { Action::Unchanged } else { Action::Update };
-        plan.changes.push(Change { action, resource, detail: what.join(", "), ops });
+        plan.changes.push(Change { diff: Vec::new(), action, resource, detail: what.join(", "), ops });
         plan
     }
 }

@@ -321,3 +321,28 @@ fn each_stage_names_only_the_reads_the_next_one_needs() {
     o.revisions.clear();
     assert_eq!(reads(&d, &o).0, [o.services[&web].task_definition.clone()]);
 }
+
+#[test]
+fn without_a_declared_family_the_service_keeps_the_family_it_runs_and_its_revision_tags() {
+    let d = desired(MANIFESTS);
+    let mut o = account(true);
+    // The service runs `storefront:7` (deployed by another tool), tagged by its team.
+    let arn = "arn:aws:ecs:us-east-1:123456789012:task-definition/storefront:7";
+    let td = json!({"taskDefinitionArn": arn, "family": "storefront", "revision": 7,
+                    "containerDefinitions": [{"name": "web", "image": "httpd"}],
+                    "tags": [{"key": "team", "value": "shop"}]});
+    o.revisions.insert(arn.into(), std::sync::Arc::new((&td).into()));
+    o.newest_revisions.clear();
+    o.services.get_mut(&("prod".to_string(), "web".to_string())).unwrap().task_definition = arn.into();
+    let p = plan(&d, &o, "default");
+    let web = p.object(&ObjectKey::new(Kind::Service, "web")).unwrap();
+    let register = web
+        .changes
+        .iter()
+        .flat_map(|c| &c.ops)
+        .find_map(|op| if let Op::RegisterTaskDefinition { body, tags } = op { Some((body, tags)) } else { None })
+        .expect("a registration");
+    assert_eq!(register.0["family"], "storefront", "not moved to a family named after the manifest");
+    assert_eq!(register.1.get("team").map(String::as_str), Some("shop"), "the running revision's tags kept");
+    assert_eq!(register.1.get("secretwire.dev/source").map(String::as_str), Some("Service/web"));
+}

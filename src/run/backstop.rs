@@ -62,13 +62,14 @@ impl Backstop {
     }
 }
 
-/// The latest change time among the service's unpinned values, and which value.
+/// The latest change time among the values the service reads not fixed to a version id, and which value.
 fn newest_value_change(svc: &ServiceDef, o: &Observed) -> Option<(f64, String)> {
     let parameter =
         |name: &str| o.parameters.get(name).and_then(|p| p.last_modified).map(|t| (t, format!("parameter {name}")));
     let secret = |id: &str| o.secrets.get(id).and_then(|s| s.last_changed).map(|t| (t, format!("secret {id}")));
     svc.value_refs()
-        .filter(|r| !r.is_pinned())
+        // A label pin may have moved with any change: counted like an unpinned reader.
+        .filter(|r| !r.is_fixed())
         .filter_map(|r| match r {
             ValueRef::Parameter { name } | ValueRef::Raw { target: RawTarget::Parameter { name, .. }, .. } => {
                 parameter(name)

@@ -118,7 +118,7 @@ impl Controller {
             );
         }
         for gone in &r.removed {
-            warn!(object = %gone, "Removed from the manifests; its AWS resources are left in place");
+            warn!(kind = %gone.kind, name = %gone.name, "Removed from the manifests; its AWS resources are left in place");
             self.shared.metrics.errors.get_or_create(&ResultLabels { result: "object_removed".into() }).inc();
             board.objects.remove(&gone.to_string());
         }
@@ -260,7 +260,7 @@ impl Controller {
                         BTreeSet::new()
                     }
                     Parsed::Change(c) => {
-                        let readers = self.index.services_for(&c.value);
+                        let readers = self.index.services_for(c);
                         info!(value = %c.value, cause = %c.cause, services = ?readers, "Value changed");
                         readers
                     }

@@ -22,6 +22,7 @@ fn change(message: &str, event: &str, secret: &str, at: f64, readers: &[&str]) -
                 value: ChangedValue::Secret(secret.into()),
                 at: Some(at),
                 cause: "RotationSucceeded".into(),
+                labels: BTreeSet::new(),
             }),
         },
         readers: readers.iter().map(|s| s.to_string()).collect(),

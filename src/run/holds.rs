@@ -87,6 +87,7 @@ mod tests {
     fn plan(tag: &str) -> ObjectPlan {
         let mut p = ObjectPlan::new(ObjectKey::new(Kind::Parameter, "/web/db"));
         p.changes.push(Change {
+            diff: Vec::new(),
             action: Action::Update,
             resource: "ssm parameter /web/db".into(),
             detail: String::new(),

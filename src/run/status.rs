@@ -208,6 +208,7 @@ mod tests {
         let mut p = crate::plan::ObjectPlan::new(ObjectKey::new(Kind::Secret, "web/api"));
         p.problems = problems;
         p.changes.push(Change {
+            diff: Vec::new(),
             action: Action::Unchanged,
             resource: "secret web/api".into(),
             detail: String::new(),

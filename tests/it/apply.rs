@@ -471,3 +471,43 @@ fn unreadable_files_directories_and_fifos_are_clear_errors_not_hangs() {
         assert!(run.stderr.lines().any(|l| l.starts_with(&path) && l.contains(why)), "{path}: {why}\n{}", run.stderr);
     }
 }
+
+/// A revision built on the one the service runs keeps that revision's own
+/// tags (DescribeTaskDefinition asked for TAGS), and `render` shows the tags
+/// that would be registered.
+#[tokio::test]
+async fn a_revision_built_on_the_running_one_keeps_its_tags_and_render_shows_them() {
+    let moto = Moto::start();
+    moto.bootstrap();
+    let sdk = moto.sdk().await;
+    let ecs = aws_sdk_ecs::Client::new(&sdk);
+    let running = ecs.describe_task_definition().task_definition("worker:1").send().await.unwrap();
+    let arn = running.task_definition().unwrap().task_definition_arn().unwrap().to_string();
+    let tag = aws_sdk_ecs::types::Tag::builder().key("team").value("payments").build();
+    ecs.tag_resource().resource_arn(&arn).tags(tag).send().await.unwrap();
+    let repo = example_repo();
+    let render = moto.secretwire(&["render", "-m", &path_arg(&repo), "worker"], &demo_env());
+    render.assert_code(0);
+    let shown: Value = serde_json::from_str(&render.stdout).unwrap();
+    let shown_tags: BTreeMap<String, String> = shown["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["key"].as_str().unwrap().to_string(), t["value"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(shown_tags.get("team").map(String::as_str), Some("payments"), "{shown_tags:?}");
+    assert_eq!(shown_tags.get("secretwire.dev/source").map(String::as_str), Some("Service/worker"));
+
+    moto.secretwire(&["apply", "-m", &path_arg(&repo)], &demo_env()).assert_code(0);
+    let new = ecs
+        .describe_task_definition()
+        .task_definition(service_task_definition(&sdk, "worker").await)
+        .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
+        .send()
+        .await
+        .unwrap();
+    let tags: BTreeMap<String, String> =
+        new.tags().iter().map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string())).collect();
+    assert_eq!(tags.get("team").map(String::as_str), Some("payments"), "{tags:?}");
+    assert_eq!(tags.get("secretwire.dev/managed-by").map(String::as_str), Some("default"));
+}

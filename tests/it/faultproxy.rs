@@ -24,6 +24,8 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 
+use crate::awsshape::{Shape, ShapeState};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Fault {
     Throttle,
@@ -68,6 +70,9 @@ pub struct Call {
 
 struct State {
     upstream: SocketAddr,
+    /// Answers rewritten to AWS's shape (`awsshape`), if set.
+    shape: Option<Shape>,
+    shape_state: Mutex<ShapeState>,
     faults: Mutex<Faults>,
     rng: Mutex<u64>,
     calls: Mutex<Vec<Call>>,
@@ -84,11 +89,18 @@ impl FaultProxy {
     /// Starts a proxy to `upstream` (e.g. moto's `http://127.0.0.1:PORT`).
     /// The seed comes from `SECRETWIRE_FAULT_SEED` when set, else `seed`.
     pub fn start(upstream: &str, faults: Faults, seed: u64) -> Self {
+        Self::start_shaped(upstream, faults, seed, None)
+    }
+
+    /// A proxy that also answers as AWS does where moto does not (`awsshape`).
+    pub fn start_shaped(upstream: &str, faults: Faults, seed: u64, shape: Option<Shape>) -> Self {
         let seed = std::env::var("SECRETWIRE_FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(seed);
         eprintln!("fault proxy seed {seed} (set SECRETWIRE_FAULT_SEED to replay)");
         let upstream: SocketAddr = upstream.trim_start_matches("http://").trim_end_matches('/').parse().unwrap();
         let state = Arc::new(State {
             upstream,
+            shape,
+            shape_state: Mutex::new(ShapeState::default()),
             faults: Mutex::new(faults),
             rng: Mutex::new(seed ^ 0x9E37_79B9_7F4A_7C15),
             calls: Mutex::new(Vec::new()),
@@ -204,14 +216,17 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Answer {
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map_err(std::io::Error::other)?.to_bytes();
     let json = parts.headers.contains_key("x-amz-target");
-    let service = parts
-        .headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|a| a.split("Credential=").nth(1))
-        .and_then(|c| c.split('/').nth(3))
-        .unwrap_or("?")
-        .to_string();
+    let scope = |i: usize| {
+        parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|a| a.split("Credential=").nth(1))
+            .and_then(|c| c.split('/').nth(i))
+            .unwrap_or("?")
+            .to_string()
+    };
+    let (region, service) = (scope(2), scope(3));
     let operation = if json {
         let t = parts.headers["x-amz-target"].to_str().unwrap_or_default();
         t.rsplit('.').next().unwrap_or_default().to_string()
@@ -254,9 +269,15 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Answer {
         }
         _ => {}
     }
-    let (answer, answer_body) = forward(st.upstream, parts, body).await?;
+    let shaped = st.shape.is_some().then(|| st.calls.lock().unwrap()[index].service.clone());
+    let (mut answer, mut answer_body) = forward(st.upstream, parts, body).await?;
     if answer.status.is_success() {
         st.calls.lock().unwrap()[index].applied = true;
+        if let (Some(shape), Some(service)) = (&st.shape, shaped) {
+            let mut ss = st.shape_state.lock().unwrap();
+            answer_body = Bytes::from(shape.rewrite(&mut ss, &service, &operation, &region, answer_body.to_vec()));
+            answer.headers.insert("content-length", answer_body.len().to_string().parse().unwrap());
+        }
     }
     // The first answer to a `lose_first` operation that did something (for
     // ReceiveMessage: that carried a message) is lost.

@@ -175,7 +175,7 @@ async fn apply_under_throttling_5xx_and_lost_answers_converges_like_a_fault_free
     let reference = reference_state().await;
     let moto = Moto::start();
     moto.bootstrap();
-    let proxy = FaultProxy::start(&moto.url, harsh(WRITES), 0x5EC2E7);
+    let proxy = FaultProxy::start(moto.endpoint(), harsh(WRITES), 0x5EC2E7);
     let repo = example_repo();
     let mut cmd = moto.command();
     cmd.env("AWS_ENDPOINT_URL", &proxy.url).env("REGISTRY_CREDENTIALS", REGISTRY_CREDENTIALS);
@@ -206,7 +206,8 @@ async fn rotate(sdk: &aws_config::SdkConfig, n: usize) {
 #[tokio::test]
 async fn run_under_faults_redeploys_once_per_rotation_and_loses_no_message() {
     let (moto, repo, sdk) = rolled_out_example().await;
-    let proxy = FaultProxy::start(&moto.url, harsh(&["UpdateService", "ReceiveMessage", "DeleteMessageBatch"]), 7);
+    let proxy =
+        FaultProxy::start(moto.endpoint(), harsh(&["UpdateService", "ReceiveMessage", "DeleteMessageBatch"]), 7);
     let mut cmd = moto.command();
     cmd.env("AWS_ENDPOINT_URL", &proxy.url);
     let run = start_run_with(

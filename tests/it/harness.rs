@@ -10,13 +10,21 @@ use std::time::Duration;
 use aws_config::BehaviorVersion;
 use aws_sdk_sts::config::Credentials;
 
+/// Whether the suite runs behind the AWS-shape proxy (`make test` runs it once so).
+pub fn aws_shape_mode() -> bool {
+    std::env::var("SECRETWIRE_AWS_SHAPE").is_ok_and(|v| v == "1")
+}
+
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 pub struct Moto {
     child: Child,
+    /// moto itself: what a test reads back through (the truth).
     pub url: String,
+    /// In AWS-shape mode (`SECRETWIRE_AWS_SHAPE=1`), the proxy the product talks to.
+    shaped: Option<crate::faultproxy::FaultProxy>,
 }
 
 impl Moto {
@@ -51,7 +59,16 @@ impl Moto {
             });
         }
         let url = rx.recv_timeout(Duration::from_secs(30)).expect("moto_server printed its address within 30 s");
-        Self { child, url }
+        let shaped = aws_shape_mode().then(|| {
+            let shape = Some(crate::awsshape::Shape::aws());
+            crate::faultproxy::FaultProxy::start_shaped(&url, Default::default(), 0, shape)
+        });
+        Self { child, url, shaped }
+    }
+
+    /// Where the product is pointed: the AWS-shape proxy in that mode, else moto.
+    pub fn endpoint(&self) -> &str {
+        self.shaped.as_ref().map_or(self.url.as_str(), |p| p.url.as_str())
     }
 
     /// The demo bootstrap `make run` uses: cluster, KMS key alias/web, services web and worker.
@@ -81,7 +98,7 @@ impl Moto {
                 cmd.env_remove(k);
             }
         }
-        cmd.env("AWS_ENDPOINT_URL", &self.url)
+        cmd.env("AWS_ENDPOINT_URL", self.endpoint())
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")

@@ -3,6 +3,7 @@
 //! relinks the whole AWS SDK.
 
 mod apply;
+mod awsshape;
 mod crash;
 mod faultproxy;
 mod faults;

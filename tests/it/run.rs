@@ -24,20 +24,23 @@ macro_rules! eventually {
     }};
 }
 
-/// Adds to the worker a reference to web/api pinned to AWSPREVIOUS.
-fn pin_worker_to_previous(repo: &tempfile::TempDir) {
+/// Adds to the worker a reference to web/api with this pin (`versionStage: X` or `versionId: X`).
+fn pin_worker(repo: &tempfile::TempDir, pin: &str) {
     let p = repo.path().join("services/worker.yaml");
     let text = std::fs::read_to_string(&p).unwrap();
-    let pinned = "      secrets:\n        - name: API_PREVIOUS\n          secret: web/api\n          versionStage: AWSPREVIOUS\n";
-    std::fs::write(&p, text.replace("      secrets:\n", pinned)).unwrap();
+    let pinned = format!("      secrets:\n        - name: API_PINNED\n          secret: web/api\n          {pin}\n");
+    std::fs::write(&p, text.replace("      secrets:\n", &pinned)).unwrap();
 }
+
+/// A version id pin never moves.
+const FIXED: &str = "versionId: 01234567-89ab-cdef-0123-456789abcdef";
 
 #[tokio::test]
 async fn a_rotation_redeploys_exactly_the_services_that_read_the_value() {
     let moto = Moto::start();
     moto.bootstrap();
     let repo = example_repo();
-    pin_worker_to_previous(&repo);
+    pin_worker(&repo, FIXED);
     applied_and_rolled_out(&moto, &repo).await;
     let sdk = moto.sdk().await;
     let run = moto.start_run(repo.path(), &["--debounce", "0s"]);
@@ -48,7 +51,7 @@ async fn a_rotation_redeploys_exactly_the_services_that_read_the_value() {
     publish_rotation(&sdk, &secret_arn(&sdk, "web/api").await).await;
     eventually!("web's redeploy", 30, run, deployment_id(&sdk, "web").await != web0);
     eventually!("the message to be deleted", 30, run, queue_depth(&sdk, QUEUE).await == 0);
-    assert_eq!(deployment_id(&sdk, "worker").await, worker0, "worker reads web/api only pinned to AWSPREVIOUS");
+    assert_eq!(deployment_id(&sdk, "worker").await, worker0, "worker reads web/api only fixed to a version id");
     assert_eq!(run.redeploys("web"), 1);
     assert_eq!(run.redeploys("worker"), 0);
 
@@ -79,6 +82,39 @@ async fn a_rotation_redeploys_exactly_the_services_that_read_the_value() {
     });
     let (code, _) = run.stop();
     assert_eq!(code, 0);
+}
+
+/// A reader pinned to a staging label follows that label: a rotation (which
+/// moves AWSCURRENT and AWSPREVIOUS) leaves a `PROD` reader alone; moving
+/// `PROD` redeploys exactly it.
+#[tokio::test]
+async fn a_label_pin_is_redeployed_when_its_label_moves_and_only_then() {
+    let moto = Moto::start();
+    moto.bootstrap();
+    let repo = example_repo();
+    pin_worker(&repo, "versionStage: PROD");
+    applied_and_rolled_out(&moto, &repo).await;
+    let sdk = moto.sdk().await;
+    let run = moto.start_run(repo.path(), &["--debounce", "0s"]);
+    run.wait_ready();
+    let (web0, worker0) = (deployment_id(&sdk, "web").await, deployment_id(&sdk, "worker").await);
+    let api = secret_arn(&sdk, "web/api").await;
+    publish_rotation(&sdk, &api).await;
+    eventually!("web's redeploy", 30, run, deployment_id(&sdk, "web").await != web0);
+    eventually!("the rotation handled", 30, run, queue_depth(&sdk, QUEUE).await == 0);
+    assert_eq!(deployment_id(&sdk, "worker").await, worker0, "PROD did not move");
+    let web1 = deployment_id(&sdk, "web").await;
+    put_event(
+        &sdk,
+        "aws.secretsmanager",
+        "Secret Label Updated",
+        serde_json::json!({"name": "web/api", "labelUpdated": "PROD", "versionId": "a1b2c3d4-5678-90ab-cdef-EXAMPLE11111"}),
+    )
+    .await;
+    eventually!("worker's redeploy", 30, run, deployment_id(&sdk, "worker").await != worker0);
+    eventually!("the label event handled", 30, run, queue_depth(&sdk, QUEUE).await == 0);
+    assert_eq!(deployment_id(&sdk, "web").await, web1, "web reads AWSCURRENT, which did not move");
+    assert_eq!((run.redeploys("web"), run.redeploys("worker")), (1, 1), "{}", run.log());
 }
 
 #[tokio::test]
@@ -322,7 +358,7 @@ async fn the_policy_allows_exactly_the_calls_the_product_makes_and_no_value_is_e
     let moto = Moto::start();
     moto.bootstrap();
     // Every call goes through the proxy (no faults), which records what was really sent.
-    let proxy = FaultProxy::start(&moto.url, Faults::default(), 0);
+    let proxy = FaultProxy::start(moto.endpoint(), Faults::default(), 0);
     let through_proxy = |args: &[&str]| {
         let mut cmd = moto.command();
         cmd.env("AWS_ENDPOINT_URL", &proxy.url).env("REGISTRY_CREDENTIALS", REGISTRY_CREDENTIALS).args(args);
@@ -585,4 +621,55 @@ async fn a_terminal_failure_is_reported_with_its_reason_and_not_retried_at_every
         let text = format!("{:?}", td.task_definition());
         assert!(!text.contains("??????"), "{arn} holds a guessed ARN");
     }
+}
+
+/// EventBridge drops an event it may not deliver. So the queue policies exist
+/// before any rule points at the queue, and every target carries a
+/// DeadLetterConfig to the DLQ, whose policy lets the same rules send: an
+/// event refused later is kept, not lost without trace.
+#[tokio::test]
+async fn the_event_plumbing_allows_delivery_before_targets_exist_and_keeps_undeliverable_events() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(moto.endpoint(), Faults::default(), 0);
+    let repo = example_repo();
+    let mut cmd = moto.command();
+    cmd.env("AWS_ENDPOINT_URL", &proxy.url);
+    let run = start_run_with(cmd, repo.path(), &[]);
+    run.wait_ready();
+    let (code, log) = run.stop();
+    assert_eq!(code, 0, "{log}");
+    let calls: Vec<String> = proxy.calls().iter().map(|c| c.operation.clone()).collect();
+    let last_policy = calls.iter().rposition(|o| o == "SetQueueAttributes").expect("queue policies set");
+    let first_target = calls.iter().position(|o| o == "PutTargets").expect("targets put");
+    assert!(last_policy < first_target, "targets before policies: {calls:?}");
+
+    let sdk = moto.sdk().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let attr = |url: String, name: aws_sdk_sqs::types::QueueAttributeName| {
+        let sqs = sqs.clone();
+        async move {
+            let out = sqs.get_queue_attributes().queue_url(url).attribute_names(name.clone()).send().await.unwrap();
+            out.attributes().unwrap().get(&name).cloned().unwrap()
+        }
+    };
+    let dlq_url = sqs.get_queue_url().queue_name(DLQ).send().await.unwrap().queue_url().unwrap().to_string();
+    let dlq_arn = attr(dlq_url.clone(), aws_sdk_sqs::types::QueueAttributeName::QueueArn).await;
+    let events = aws_sdk_eventbridge::Client::new(&sdk);
+    let mut rule_arns = Vec::new();
+    for suffix in ["secretsmanager", "ssm"] {
+        let rule = format!("secretwire-default-{suffix}");
+        let targets = events.list_targets_by_rule().rule(&rule).send().await.unwrap();
+        let t = &targets.targets()[0];
+        assert_eq!(t.dead_letter_config().and_then(|d| d.arn()), Some(dlq_arn.as_str()), "{rule}");
+        rule_arns.push(events.describe_rule().name(&rule).send().await.unwrap().arn().unwrap().to_string());
+    }
+    let policy: serde_json::Value =
+        serde_json::from_str(&attr(dlq_url, aws_sdk_sqs::types::QueueAttributeName::Policy).await).unwrap();
+    let st = &policy["Statement"][0];
+    assert_eq!(st["Principal"]["Service"], "events.amazonaws.com");
+    let mut allowed: Vec<String> =
+        serde_json::from_value(st["Condition"]["ArnEquals"]["aws:SourceArn"].clone()).unwrap();
+    allowed.sort();
+    rule_arns.sort();
+    assert_eq!(allowed, rule_arns, "only our rules may send to the DLQ");
 }

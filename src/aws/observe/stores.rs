@@ -222,22 +222,19 @@ pub(super) async fn secrets(
             }
         }
     }
-    let arns: Vec<String> = w.secret_arns.iter().cloned().collect();
-    let described = bounded(arns, concurrency, |arn| {
+    // "ListSecrets might not reflect changes from the last five minutes" (Secrets
+    // Manager, ListSecrets reference): a secret created moments ago, by us or
+    // anyone, is confirmed by name before a create is planned for it. Only names
+    // the listings missed cost a call, so a settled account pays nothing.
+    let unlisted: Vec<String> = w.secret_names.iter().filter(|n| !found.contains_key(*n)).cloned().collect();
+    let confirmed = bounded(unlisted, concurrency, |name| {
         let sm = aws.secrets.clone();
         async move {
-            match sm.describe_secret().secret_id(&arn).send().await {
-                Ok(d) => Ok(Some((
-                    arn,
-                    ObservedSecret {
-                        name: d.name().unwrap_or_default().to_string(),
-                        arn: d.arn().unwrap_or_default().to_string(),
-                        kms_key_id: d.kms_key_id().map(str::to_string),
-                        description: d.description().map(str::to_string),
-                        tags: tags_of(d.tags().iter().map(|t| (t.key(), t.value()))),
-                        last_changed: d.last_changed_date().map(|d| d.as_secs_f64()),
-                    },
-                ))),
+            match sm.describe_secret().secret_id(&name).send().await {
+                // A name that ends like a suffix can resolve to another secret: keep exact names only.
+                // A secret scheduled for deletion is not there for tasks to read.
+                Ok(d) if d.name() == Some(name.as_str()) && d.deleted_date().is_none() => Ok(Some(described(&d))),
+                Ok(_) => Ok(None),
                 Err(e) => {
                     let e = classify("DescribeSecret", e);
                     if e.is_code(&["ResourceNotFoundException"]) { Ok(None) } else { Err(e) }
@@ -246,10 +243,40 @@ pub(super) async fn secrets(
         }
     })
     .await;
-    for r in described {
+    for r in confirmed {
+        if let Some(s) = r? {
+            found.insert(s.name.clone(), s);
+        }
+    }
+    let arns: Vec<String> = w.secret_arns.iter().cloned().collect();
+    let described_arns = bounded(arns, concurrency, |arn| {
+        let sm = aws.secrets.clone();
+        async move {
+            match sm.describe_secret().secret_id(&arn).send().await {
+                Ok(d) => Ok(Some((arn, described(&d)))),
+                Err(e) => {
+                    let e = classify("DescribeSecret", e);
+                    if e.is_code(&["ResourceNotFoundException"]) { Ok(None) } else { Err(e) }
+                }
+            }
+        }
+    })
+    .await;
+    for r in described_arns {
         if let Some((arn, s)) = r? {
             found.insert(arn, s);
         }
     }
     Ok(found)
+}
+
+fn described(d: &aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput) -> ObservedSecret {
+    ObservedSecret {
+        name: d.name().unwrap_or_default().to_string(),
+        arn: d.arn().unwrap_or_default().to_string(),
+        kms_key_id: d.kms_key_id().map(str::to_string),
+        description: d.description().map(str::to_string),
+        tags: tags_of(d.tags().iter().map(|t| (t.key(), t.value()))),
+        last_changed: d.last_changed_date().map(|d| d.as_secs_f64()),
+    }
 }

@@ -17,16 +17,28 @@ pub(super) fn build_service(
     });
     let (family, template) = match s.task_definition {
         Some(td) => {
+            let template = td.template.and_then(|t| load_template(cx, &t));
             let family = td.family.map(|f| {
                 cx.check(&f, check_ecs_name("family", &f.value));
+                // A revision registered under another family than the template's
+                // would move the service to a family nobody asked for.
+                if let Some(tf) = template.as_ref().and_then(|t| t["family"].as_str())
+                    && tf != f.value
+                {
+                    cx.err(
+                        f.referenced,
+                        format!("family `{}` differs from the template's family `{tf}`; name one family", f.value),
+                    );
+                }
                 f.value
             });
-            let template = td.template.and_then(|t| load_template(cx, &t));
             (family, template)
         }
         None => (None, None),
     };
-    let family = family.unwrap_or_else(|| name.value.clone());
+    let template_family = template.as_ref().and_then(|t| t["family"].as_str()).map(str::to_string);
+    let family_from_running = family.is_none() && template_family.is_none();
+    let family = family.or(template_family).unwrap_or_else(|| name.value.clone());
     let execution_role = match s.execution_role {
         Some(r) => RoleDef {
             name: r.role_name.map_or_else(
@@ -77,14 +89,23 @@ pub(super) fn build_service(
             cx.err(c.name.referenced, format!("container `{}` is listed twice (also at line {prev})", c.name.value));
         }
         if let Some(t) = &template {
-            let exists = t["containerDefinitions"]
+            let found = t["containerDefinitions"]
                 .as_array()
-                .is_some_and(|cs| cs.iter().any(|d| d["name"].as_str() == Some(c.name.value.as_str())));
-            if !exists {
-                cx.err(
+                .and_then(|cs| cs.iter().find(|d| d["name"].as_str() == Some(c.name.value.as_str())));
+            match found {
+                None => cx.err(
                     c.name.referenced,
                     format!("container `{}` is not in the task definition template", c.name.value),
-                );
+                ),
+                // secretOptions live in the log configuration: without one, no log driver reads them.
+                Some(d) if !c.log_secrets.is_empty() && !d["logConfiguration"]["logDriver"].is_string() => cx.err(
+                    c.name.referenced,
+                    format!(
+                        "container `{}` has logSecrets but its template definition has no logConfiguration.logDriver",
+                        c.name.value
+                    ),
+                ),
+                Some(_) => {}
             }
         }
         let secrets = env_secrets(cx, c.secrets, "secrets");
@@ -98,6 +119,7 @@ pub(super) fn build_service(
         origin,
         cluster: s.cluster.value,
         family,
+        family_from_running,
         template,
         execution_role,
         task_role,

@@ -1,0 +1,213 @@
+//! The AWS-shape mode of the test proxy: where moto answers differently from
+//! AWS, the answer secretwire gets is rewritten to what AWS documents, one
+//! switch per behaviour. `SECRETWIRE_AWS_SHAPE=1` puts every integration test
+//! behind it (`make test` runs the suite once so); a test's own reads go to
+//! moto directly, so they see the truth, not the shaped answer.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Which behaviours are shaped. Each cites the documentation it follows.
+#[derive(Debug, Clone)]
+pub struct Shape {
+    /// "ListSecrets is eventually consistent ... might not reflect changes
+    /// from the last five minutes" (Secrets Manager API reference, ListSecrets):
+    /// a secret created through the proxy is left out of ListSecrets for this long.
+    pub list_secrets_lag: Option<Duration>,
+    /// ECS stores task definitions normalised (RegisterTaskDefinition reference:
+    /// task `cpu`/`memory` strings such as "1 vcpu" / "2 GB" are "converted to an
+    /// integer ... when the task definition is registered"; HealthCheck: interval
+    /// 30, timeout 5, retries 3 by default): Register/DescribeTaskDefinition answers say so.
+    pub normalised_task_definitions: bool,
+    /// ECS answers `service.taskDefinition` and `deployments[].taskDefinition`
+    /// as full ARNs (DescribeServices reference, Service object); moto echoes `web:2`.
+    pub full_task_definition_arns: bool,
+    /// IAM returns policy documents URL-encoded (RFC 3986) in GetRole,
+    /// GetRolePolicy and GetAccountAuthorizationDetails (IAM API reference,
+    /// Role.AssumeRolePolicyDocument, GetRolePolicy.PolicyDocument); moto returns JSON.
+    pub url_encoded_iam_documents: bool,
+}
+
+impl Shape {
+    /// Everything AWS does that moto does not.
+    pub fn aws() -> Self {
+        Self {
+            list_secrets_lag: Some(Duration::from_secs(300)),
+            normalised_task_definitions: true,
+            full_task_definition_arns: true,
+            url_encoded_iam_documents: true,
+        }
+    }
+}
+
+/// What the shaping remembers between calls.
+#[derive(Debug, Default)]
+pub struct ShapeState {
+    /// Secrets created through the proxy, by ARN, and when.
+    created: HashMap<String, Instant>,
+}
+
+impl Shape {
+    /// Rewrites one successful answer of `service`/`operation` (`region` from
+    /// the request's credential scope). Bodies it does not understand pass as they are.
+    pub fn rewrite(&self, st: &mut ShapeState, service: &str, operation: &str, region: &str, body: Vec<u8>) -> Vec<u8> {
+        match (service, operation) {
+            ("secretsmanager", "CreateSecret") => {
+                if let Some(arn) = json(&body).and_then(|v| v["ARN"].as_str().map(str::to_string)) {
+                    st.created.insert(arn, Instant::now());
+                }
+                body
+            }
+            ("secretsmanager", "ListSecrets") => match (self.list_secrets_lag, json(&body)) {
+                (Some(lag), Some(mut v)) => {
+                    if let Some(list) = v["SecretList"].as_array_mut() {
+                        list.retain(|s| {
+                            s["ARN"].as_str().and_then(|a| st.created.get(a)).is_none_or(|at| at.elapsed() >= lag)
+                        });
+                    }
+                    v.to_string().into_bytes()
+                }
+                _ => body,
+            },
+            ("ecs", _) if self.normalised_task_definitions || self.full_task_definition_arns => {
+                let Some(mut v) = json(&body) else { return body };
+                if self.normalised_task_definitions
+                    && let Some(td) = v.get_mut("taskDefinition")
+                {
+                    normalise_task_definition(td);
+                }
+                if self.full_task_definition_arns {
+                    let shape_service = |s: &mut Value| {
+                        if let Some(td) = s.get_mut("taskDefinition") {
+                            full_arn(td, region);
+                        }
+                        for d in s.get_mut("deployments").and_then(Value::as_array_mut).into_iter().flatten() {
+                            if let Some(td) = d.get_mut("taskDefinition") {
+                                full_arn(td, region);
+                            }
+                        }
+                    };
+                    if let Some(list) = v.get_mut("services").and_then(Value::as_array_mut) {
+                        list.iter_mut().for_each(shape_service);
+                    }
+                    if let Some(s) = v.get_mut("service").filter(|s| s.is_object()) {
+                        shape_service(s);
+                    }
+                }
+                v.to_string().into_bytes()
+            }
+            ("iam", "GetRole" | "GetRolePolicy" | "GetAccountAuthorizationDetails")
+                if self.url_encoded_iam_documents =>
+            {
+                let text = String::from_utf8_lossy(&body).into_owned();
+                let text = encode_element(&text, "AssumeRolePolicyDocument");
+                encode_element(&text, "PolicyDocument").into_bytes()
+            }
+            _ => body,
+        }
+    }
+}
+
+fn json(body: &[u8]) -> Option<Value> {
+    serde_json::from_slice(body).ok()
+}
+
+/// `web:2` -> `arn:aws:ecs:REGION:123456789012:task-definition/web:2` (moto's account).
+fn full_arn(v: &mut Value, region: &str) {
+    if let Some(short) = v.as_str().filter(|s| !s.starts_with("arn:")) {
+        *v = Value::String(format!("arn:aws:ecs:{region}:123456789012:task-definition/{short}"));
+    }
+}
+
+fn normalise_task_definition(td: &mut Value) {
+    for (k, unit) in [("cpu", "vcpu"), ("memory", "gb")] {
+        let Some(v) = td.get_mut(k) else { continue };
+        let size = v.as_str().map(|s| s.trim().to_ascii_lowercase());
+        if let Some(n) = size.and_then(|s| s.strip_suffix(unit).and_then(|n| n.trim().parse::<f64>().ok())) {
+            *v = Value::String(((n * 1024.0) as u64).to_string());
+        } else if let Some(n) = v.as_u64() {
+            *v = Value::String(n.to_string());
+        }
+    }
+    if let Some(cs) = td.get_mut("containerDefinitions").and_then(Value::as_array_mut) {
+        for c in cs {
+            if let Some(h) = c.get_mut("healthCheck").and_then(Value::as_object_mut) {
+                for (k, default) in [("interval", 30), ("timeout", 5), ("retries", 3)] {
+                    h.entry(k).or_insert(Value::from(default));
+                }
+            }
+        }
+    }
+}
+
+/// Everything but RFC 3986's unreserved characters is percent-encoded.
+const RFC3986: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// Every `<tag>JSON</tag>` in an XML answer, URL-encoded as IAM sends it.
+fn encode_element(xml: &str, tag: &str) -> String {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    let mut out = String::with_capacity(xml.len());
+    let mut rest = xml;
+    while let Some(i) = rest.find(&open) {
+        let start = i + open.len();
+        let Some(len) = rest[start..].find(&close) else { break };
+        out.push_str(&rest[..start]);
+        let inner = &rest[start..start + len];
+        let plain = inner
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&");
+        if plain.trim_start().starts_with('{') {
+            out.push_str(&percent_encoding::utf8_percent_encode(&plain, RFC3986).to_string());
+        } else {
+            out.push_str(inner);
+        }
+        rest = &rest[start + len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn shaped_answers_are_what_aws_documents() {
+    let shape = Shape::aws();
+    let mut st = ShapeState::default();
+    let td = br#"{"taskDefinition": {"family": "web", "cpu": "1 vCPU", "memory": "2 GB",
+        "containerDefinitions": [{"name": "web", "healthCheck": {"command": ["CMD", "true"]}}]}}"#;
+    let v: Value =
+        serde_json::from_slice(&shape.rewrite(&mut st, "ecs", "DescribeTaskDefinition", "us-east-1", td.to_vec()))
+            .unwrap();
+    assert_eq!(
+        (v["taskDefinition"]["cpu"].as_str(), v["taskDefinition"]["memory"].as_str()),
+        (Some("1024"), Some("2048"))
+    );
+    assert_eq!(v["taskDefinition"]["containerDefinitions"][0]["healthCheck"]["retries"], 3);
+    let svc = br#"{"services": [{"taskDefinition": "web:2", "deployments": [{"taskDefinition": "web:1"}]}]}"#;
+    let v: Value =
+        serde_json::from_slice(&shape.rewrite(&mut st, "ecs", "DescribeServices", "eu-west-1", svc.to_vec())).unwrap();
+    assert_eq!(v["services"][0]["taskDefinition"], "arn:aws:ecs:eu-west-1:123456789012:task-definition/web:2");
+    assert_eq!(
+        v["services"][0]["deployments"][0]["taskDefinition"],
+        "arn:aws:ecs:eu-west-1:123456789012:task-definition/web:1"
+    );
+    let xml = "<GetRoleResult><Role><AssumeRolePolicyDocument>{&quot;Version&quot;: &quot;2012-10-17&quot;}</AssumeRolePolicyDocument></Role></GetRoleResult>";
+    let out =
+        String::from_utf8(shape.rewrite(&mut st, "iam", "GetRole", "us-east-1", xml.as_bytes().to_vec())).unwrap();
+    assert!(
+        out.contains("<AssumeRolePolicyDocument>%7B%22Version%22%3A%20%222012-10-17%22%7D</AssumeRolePolicyDocument>"),
+        "{out}"
+    );
+    let created =
+        br#"{"ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:web/api-AbCdEf", "Name": "web/api"}"#;
+    shape.rewrite(&mut st, "secretsmanager", "CreateSecret", "us-east-1", created.to_vec());
+    let listed = br#"{"SecretList": [{"ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:web/api-AbCdEf"}, {"ARN": "old"}]}"#;
+    let v: Value =
+        serde_json::from_slice(&shape.rewrite(&mut st, "secretsmanager", "ListSecrets", "us-east-1", listed.to_vec()))
+            .unwrap();
+    assert_eq!(v["SecretList"].as_array().unwrap().len(), 1, "the new secret is not listed yet");
+}
