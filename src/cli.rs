@@ -312,7 +312,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Policy { manifests, apply_only } => {
             let Some(d) = load(&manifests.dir) else { return Ok(1) };
             let aws = Aws::connect(metrics, limits).await?;
-            print_json(&crate::policy::controller_policy(&d, &aws.scope, !apply_only));
+            // A service that names no family keeps the one it runs: ask ECS which.
+            let unnamed: Vec<_> = d.services.values().filter(|s| s.family_from_running).collect();
+            let mut families = std::collections::BTreeMap::new();
+            if !unnamed.is_empty() {
+                let pairs = unnamed.iter().map(|s| (s.cluster.as_str(), s.service_name.as_str()));
+                match crate::aws::observe::describe_services(&aws, pairs).await {
+                    Ok(found) => {
+                        for s in &unnamed {
+                            if let Some(o) = found.get(&(s.cluster.clone(), s.service_name.clone()))
+                                && let Some((family, _)) =
+                                    crate::arn::task_definition_short(&o.task_definition).rsplit_once(':')
+                            {
+                                families.insert(s.name.clone(), family.to_string());
+                            }
+                        }
+                    }
+                    Err(e) => eprintln!(
+                        "warning: could not read the services ({e}); a service that names no family is assumed \
+                         to run the family of its manifest's name"
+                    ),
+                }
+            }
+            print_json(&crate::policy::controller_policy(&d, &aws.scope, !apply_only, &families));
             Ok(0)
         }
     }

@@ -223,7 +223,16 @@ pub fn granting_statement(policy: &Value, action: &str) -> Option<String> {
     })
 }
 
-pub fn controller_policy(desired: &Desired, scope: &Scope, run: bool) -> Value {
+/// The policy secretwire itself needs for `desired`. `running_families` names
+/// the family each service runs now, for services whose manifest and template
+/// name none (`ServiceDef::family_from_running`); without an entry, the
+/// manifest's name is assumed.
+pub fn controller_policy(
+    desired: &Desired,
+    scope: &Scope,
+    run: bool,
+    running_families: &std::collections::BTreeMap<String, String>,
+) -> Value {
     let Scope { partition: p, region: r, account: a } = scope;
     let managed_by = "aws:ResourceTag/secretwire.dev/managed-by";
     let request_tag = "aws:RequestTag/secretwire.dev/managed-by";
@@ -302,9 +311,19 @@ pub fn controller_policy(desired: &Desired, scope: &Scope, run: bool) -> Value {
                        "Condition": {"StringEquals": {"iam:PassedToService": ECS_TASKS}}}));
     }
     if !services.is_empty() {
-        st.push(json!({"Sid": "RegisterTaskDefinitions", "Effect": "Allow", "Action": "ecs:RegisterTaskDefinition", "Resource": "*"}));
+        // The Service Authorization Reference lists the task-definition resource
+        // type for RegisterTaskDefinition: scoped to the managed families.
+        let families: BTreeSet<String> = desired
+            .services
+            .values()
+            .map(|s| {
+                let family = running_families.get(&s.name).filter(|_| s.family_from_running).unwrap_or(&s.family);
+                format!("arn:{p}:ecs:{r}:{a}:task-definition/{family}:*")
+            })
+            .collect();
+        st.push(json!({"Sid": "RegisterTaskDefinitions", "Effect": "Allow", "Action": "ecs:RegisterTaskDefinition", "Resource": families.clone()}));
         st.push(json!({"Sid": "TagNewTaskDefinitions", "Effect": "Allow", "Action": "ecs:TagResource",
-                       "Resource": format!("arn:{p}:ecs:{r}:{a}:task-definition/*"),
+                       "Resource": families,
                        "Condition": {"StringEquals": {"ecs:CreateAction": "RegisterTaskDefinition"}}}));
         st.push(json!({"Sid": "DeployServices", "Effect": "Allow", "Action": ["ecs:DescribeServices", "ecs:UpdateService"], "Resource": services.clone()}));
         st.push(

@@ -207,7 +207,18 @@ impl Reconciler {
         pairs.extend(ran);
         // An AccessDenied names the statement of `secretwire policy` that grants it.
         if pairs.iter().any(|(r, _)| r.error.as_ref().is_some_and(|f| f.reason == Reason::AccessDenied)) {
-            let policy = crate::policy::controller_policy(desired, &self.aws.scope, true);
+            // The families these plans register into (a service may keep the one it runs).
+            let families: BTreeMap<String, String> = pairs
+                .iter()
+                .flat_map(|(_, o)| o.changes.iter().flat_map(|c| &c.ops).map(move |op| (o, op)))
+                .filter_map(|(o, op)| match op {
+                    crate::plan::Op::RegisterTaskDefinition { body, .. } => {
+                        Some((o.key.name.clone(), body["family"].as_str()?.to_string()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            let policy = crate::policy::controller_policy(desired, &self.aws.scope, true, &families);
             for f in pairs.iter_mut().filter_map(|(r, _)| r.error.as_mut()).filter(|f| f.reason == Reason::AccessDenied)
             {
                 if let Some((action, _)) = crate::reason::denied_action(&f.message)

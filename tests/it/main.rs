@@ -8,4 +8,5 @@ mod crash;
 mod faultproxy;
 mod faults;
 mod harness;
+mod policylint;
 mod run;
