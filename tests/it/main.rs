@@ -4,6 +4,7 @@
 
 mod apply;
 mod awsshape;
+mod corpus;
 mod crash;
 mod faultproxy;
 mod faults;
