@@ -420,3 +420,39 @@ mod fuzz {
         }
     }
 }
+
+/// The corpus of documented event shapes (`tests/fixtures/aws/events/`): each
+/// has its expected outcome, and every file is covered.
+#[test]
+fn every_event_of_the_corpus_has_its_expected_outcome() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/aws");
+    let expected: BTreeMap<String, Value> =
+        serde_json::from_str(&std::fs::read_to_string(root.join("events.expected.json")).unwrap()).unwrap();
+    let scope = Scope::new("us-west-2", "012345678901");
+    let mut seen = BTreeSet::new();
+    for entry in std::fs::read_dir(root.join("events")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let want = expected.get(&name).unwrap_or_else(|| panic!("{name} has no expected outcome"));
+        let got = parse(&std::fs::read_to_string(&path).unwrap(), &scope);
+        match (&got, want.get("change")) {
+            (Parsed::Change(c), Some(value)) => {
+                assert_eq!(&Value::String(c.value.to_string()), value, "{name}");
+                let labels: Vec<&str> = c.labels.iter().map(String::as_str).collect();
+                let want_labels: Vec<&str> =
+                    want["labels"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+                assert_eq!(labels, want_labels, "{name}");
+                assert_eq!(c.at, Some(1707237828.0), "{name}: the event's time");
+            }
+            (Parsed::Ignored(_), None) if want["ignored"] == true => {}
+            (Parsed::Malformed(_), None) if want["malformed"] == true => {}
+            _ => panic!("{name}: expected {want}, got {got:?}"),
+        }
+        seen.insert(name);
+    }
+    assert_eq!(seen.len(), expected.len(), "every expected outcome has its event");
+    assert!(seen.len() >= 20, "the corpus holds at least 20 events");
+}
