@@ -28,6 +28,16 @@ pub struct Shape {
     /// GetRolePolicy and GetAccountAuthorizationDetails (IAM API reference,
     /// Role.AssumeRolePolicyDocument, GetRolePolicy.PolicyDocument); moto returns JSON.
     pub url_encoded_iam_documents: bool,
+    /// DescribeParameters "might return an empty page ... with a NextToken"
+    /// (Systems Manager API reference: "the service returns ... fewer than
+    /// MaxResults, possibly zero, with a NextToken"): the first page of every
+    /// listing is empty and points at the real one.
+    pub empty_first_parameter_page: bool,
+    /// Secrets Manager dates carry milliseconds (DescribeSecret
+    /// `LastChangedDate` is a timestamp); moto's are whole seconds. A change
+    /// made through the proxy is answered with the instant it was forwarded
+    /// when moto's whole second agrees with it.
+    pub millisecond_secret_dates: bool,
 }
 
 impl Shape {
@@ -38,6 +48,8 @@ impl Shape {
             normalised_task_definitions: true,
             full_task_definition_arns: true,
             url_encoded_iam_documents: true,
+            empty_first_parameter_page: true,
+            millisecond_secret_dates: true,
         }
     }
 }
@@ -47,6 +59,65 @@ impl Shape {
 pub struct ShapeState {
     /// Secrets created through the proxy, by ARN, and when.
     created: HashMap<String, Instant>,
+    /// The last change made through the proxy to each secret (by name and by
+    /// ARN), in seconds since the epoch with their fraction.
+    changed: HashMap<String, f64>,
+}
+
+/// The token of the empty first page that points at moto's first page.
+const EMPTY_PAGE: &str = "aws-shape-empty-page";
+
+/// What the proxy does with a request before (or instead of) forwarding it.
+pub enum Before {
+    Forward(Vec<u8>),
+    Answer(Vec<u8>),
+}
+
+impl Shape {
+    /// Shapes a request: a first DescribeParameters page is answered empty
+    /// with a NextToken; that token, sent back, becomes moto's first page.
+    /// A secret change is remembered with the instant it was forwarded.
+    pub fn before(&self, st: &mut ShapeState, service: &str, operation: &str, body: Vec<u8>) -> Before {
+        match (service, operation) {
+            ("ssm", "DescribeParameters") if self.empty_first_parameter_page => {
+                let Some(mut v) = json(&body) else { return Before::Forward(body) };
+                match v.get("NextToken").and_then(Value::as_str) {
+                    None => Before::Answer(
+                        serde_json::json!({"Parameters": [], "NextToken": EMPTY_PAGE}).to_string().into_bytes(),
+                    ),
+                    Some(EMPTY_PAGE) => {
+                        v.as_object_mut().map(|m| m.remove("NextToken"));
+                        Before::Forward(v.to_string().into_bytes())
+                    }
+                    Some(_) => Before::Forward(body),
+                }
+            }
+            (
+                "secretsmanager",
+                "PutSecretValue" | "UpdateSecret" | "UpdateSecretVersionStage" | "TagResource" | "RotateSecret",
+            ) if self.millisecond_secret_dates => {
+                if let Some(id) = json(&body).and_then(|v| v["SecretId"].as_str().map(str::to_string)) {
+                    st.changed.insert(id, epoch_now());
+                }
+                Before::Forward(body)
+            }
+            _ => Before::Forward(body),
+        }
+    }
+}
+
+fn epoch_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
+/// A whole-second date replaced by the remembered instant in the same second.
+fn precise(date: &mut Value, at: Option<f64>) {
+    if let (Some(d), Some(at)) = (date.as_f64(), at)
+        && d.fract() == 0.0
+        && at.floor() == d
+    {
+        *date = Value::from(at);
+    }
 }
 
 impl Shape {
@@ -55,22 +126,42 @@ impl Shape {
     pub fn rewrite(&self, st: &mut ShapeState, service: &str, operation: &str, region: &str, body: Vec<u8>) -> Vec<u8> {
         match (service, operation) {
             ("secretsmanager", "CreateSecret") => {
-                if let Some(arn) = json(&body).and_then(|v| v["ARN"].as_str().map(str::to_string)) {
-                    st.created.insert(arn, Instant::now());
+                if let Some(v) = json(&body)
+                    && let (Some(arn), Some(name)) = (v["ARN"].as_str(), v["Name"].as_str())
+                {
+                    st.created.insert(arn.to_string(), Instant::now());
+                    let now = epoch_now();
+                    st.changed.insert(arn.to_string(), now);
+                    st.changed.insert(name.to_string(), now);
                 }
                 body
             }
-            ("secretsmanager", "ListSecrets") => match (self.list_secrets_lag, json(&body)) {
-                (Some(lag), Some(mut v)) => {
-                    if let Some(list) = v["SecretList"].as_array_mut() {
+            ("secretsmanager", "DescribeSecret") if self.millisecond_secret_dates => {
+                let Some(mut v) = json(&body) else { return body };
+                let at =
+                    [&v["ARN"], &v["Name"]].iter().filter_map(|k| k.as_str()).find_map(|k| st.changed.get(k).copied());
+                precise(&mut v["LastChangedDate"], at);
+                v.to_string().into_bytes()
+            }
+            ("secretsmanager", "ListSecrets") => {
+                let Some(mut v) = json(&body) else { return body };
+                if let Some(list) = v.get_mut("SecretList").and_then(Value::as_array_mut) {
+                    if let Some(lag) = self.list_secrets_lag {
                         list.retain(|s| {
                             s["ARN"].as_str().and_then(|a| st.created.get(a)).is_none_or(|at| at.elapsed() >= lag)
                         });
                     }
-                    v.to_string().into_bytes()
+                    if self.millisecond_secret_dates {
+                        for s in list.iter_mut() {
+                            let at = s["ARN"].as_str().and_then(|a| st.changed.get(a)).copied();
+                            if let Some(d) = s.get_mut("LastChangedDate") {
+                                precise(d, at);
+                            }
+                        }
+                    }
                 }
-                _ => body,
-            },
+                v.to_string().into_bytes()
+            }
             ("ecs", _) if self.normalised_task_definitions || self.full_task_definition_arns => {
                 let Some(mut v) = json(&body) else { return body };
                 if self.normalised_task_definitions
@@ -210,4 +301,29 @@ fn shaped_answers_are_what_aws_documents() {
         serde_json::from_slice(&shape.rewrite(&mut st, "secretsmanager", "ListSecrets", "us-east-1", listed.to_vec()))
             .unwrap();
     assert_eq!(v["SecretList"].as_array().unwrap().len(), 1, "the new secret is not listed yet");
+
+    // The first DescribeParameters page is empty and points at moto's first page.
+    let first = br#"{"ParameterFilters": [], "MaxResults": 50}"#.to_vec();
+    let Before::Answer(empty) = shape.before(&mut st, "ssm", "DescribeParameters", first) else { panic!("answered") };
+    let v: Value = serde_json::from_slice(&empty).unwrap();
+    assert_eq!((v["Parameters"].as_array().unwrap().len(), v["NextToken"].as_str()), (0, Some(EMPTY_PAGE)));
+    let again = format!(r#"{{"MaxResults": 50, "NextToken": "{EMPTY_PAGE}"}}"#).into_bytes();
+    let Before::Forward(sent) = shape.before(&mut st, "ssm", "DescribeParameters", again) else { panic!("forwarded") };
+    assert!(serde_json::from_slice::<Value>(&sent).unwrap().get("NextToken").is_none(), "moto's first page");
+
+    // A change made through the proxy is dated to the millisecond.
+    let put = br#"{"SecretId": "web/api", "SecretString": "x"}"#.to_vec();
+    let Before::Forward(_) = shape.before(&mut st, "secretsmanager", "PutSecretValue", put) else { panic!() };
+    let at = st.changed["web/api"];
+    let whole = at.floor();
+    let described = format!(r#"{{"Name": "web/api", "LastChangedDate": {whole}}}"#).into_bytes();
+    let v: Value =
+        serde_json::from_slice(&shape.rewrite(&mut st, "secretsmanager", "DescribeSecret", "us-east-1", described))
+            .unwrap();
+    assert_eq!(v["LastChangedDate"].as_f64(), Some(at), "moto's whole second becomes the instant of the change");
+    let other = format!(r#"{{"Name": "web/api", "LastChangedDate": {}}}"#, whole - 5.0).into_bytes();
+    let v: Value =
+        serde_json::from_slice(&shape.rewrite(&mut st, "secretsmanager", "DescribeSecret", "us-east-1", other))
+            .unwrap();
+    assert_eq!(v["LastChangedDate"].as_f64(), Some(whole - 5.0), "a date of another second is left as it is");
 }

@@ -270,6 +270,25 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Answer {
         _ => {}
     }
     let shaped = st.shape.is_some().then(|| st.calls.lock().unwrap()[index].service.clone());
+    let mut body = body;
+    if let (Some(shape), Some(service)) = (&st.shape, &shaped) {
+        let before = shape.before(&mut st.shape_state.lock().unwrap(), service, &operation, body.to_vec());
+        match before {
+            crate::awsshape::Before::Answer(b) => {
+                let answer = Response::builder()
+                    .status(200)
+                    .header("content-type", "application/x-amz-json-1.1")
+                    .header("x-amzn-requestid", "aws-shape")
+                    .body(Full::new(Bytes::from(b)))
+                    .unwrap();
+                st.calls.lock().unwrap()[index].applied = true;
+                return Ok(answer);
+            }
+            crate::awsshape::Before::Forward(b) => body = Bytes::from(b),
+        }
+    }
+    let mut parts = parts;
+    parts.headers.insert("content-length", body.len().to_string().parse().unwrap());
     let (mut answer, mut answer_body) = forward(st.upstream, parts, body).await?;
     if answer.status.is_success() {
         st.calls.lock().unwrap()[index].applied = true;

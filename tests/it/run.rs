@@ -503,7 +503,10 @@ async fn an_event_in_the_same_second_as_a_deployment_is_told_apart_by_the_precis
     assert_eq!((run.redeploys("web"), run.redeploys("worker")), (0, 0), "{}", run.log());
     assert_eq!(deployment_id(&sdk, "web").await, web0);
     assert_eq!(deployment_id(&sdk, "worker").await, worker0);
-    assert_eq!(reads(&run), reads0 + 1.0, "one read of the change time serves both readers");
+    // One listing of the change time serves both readers (behind the AWS-shape
+    // proxy a listing is two pages: an empty one with a NextToken, then moto's).
+    let per_listing = if aws_shape_mode() { 2.0 } else { 1.0 };
+    assert_eq!(reads(&run), reads0 + per_listing, "one read of the change time serves both readers");
 
     // A deployment, then the value, within one second: the deployment is
     // older than the change, and the event redeploys.
@@ -525,7 +528,7 @@ async fn an_event_in_the_same_second_as_a_deployment_is_told_apart_by_the_precis
     send_to_queue(&sdk, QUEUE, &parameter_update("same-second-deploy-then-change", at)).await;
     eventually!("both readers redeployed", 30, run, run.redeploys("web") == 1 && run.redeploys("worker") == 1);
     eventually!("the message deleted", 30, run, queue_depth(&sdk, QUEUE).await == 0);
-    assert_eq!(reads(&run), reads0 + 1.0, "only web started within the event's second");
+    assert_eq!(reads(&run), reads0 + per_listing, "only web started within the event's second");
     assert_eq!(run.metric("secretwire_events_total{outcome=\"fresh\"}"), 2.0);
     assert_eq!(run.stop().0, 0);
 
