@@ -38,6 +38,11 @@ pub struct Shape {
     /// made through the proxy is answered with the instant it was forwarded
     /// when moto's whole second agrees with it.
     pub millisecond_secret_dates: bool,
+    /// A new ECS deployment is IN_PROGRESS until its tasks are running and
+    /// healthy, then COMPLETED (DescribeServices reference, Deployment
+    /// `rolloutState`); moto reports COMPLETED at once. A deployment younger
+    /// than this is answered IN_PROGRESS with no running tasks.
+    pub rollout_duration: Option<Duration>,
 }
 
 impl Shape {
@@ -50,6 +55,7 @@ impl Shape {
             url_encoded_iam_documents: true,
             empty_first_parameter_page: true,
             millisecond_secret_dates: true,
+            rollout_duration: Some(Duration::from_secs(2)),
         }
     }
 }
@@ -162,7 +168,11 @@ impl Shape {
                 }
                 v.to_string().into_bytes()
             }
-            ("ecs", _) if self.normalised_task_definitions || self.full_task_definition_arns => {
+            ("ecs", _)
+                if self.normalised_task_definitions
+                    || self.full_task_definition_arns
+                    || self.rollout_duration.is_some() =>
+            {
                 let Some(mut v) = json(&body) else { return body };
                 if self.normalised_task_definitions
                     && let Some(td) = v.get_mut("taskDefinition")
@@ -185,6 +195,25 @@ impl Shape {
                     }
                     if let Some(s) = v.get_mut("service").filter(|s| s.is_object()) {
                         shape_service(s);
+                    }
+                }
+                if let Some(rollout) = self.rollout_duration {
+                    let young =
+                        |d: &Value| d["createdAt"].as_f64().is_some_and(|t| epoch_now() - t < rollout.as_secs_f64());
+                    let mut shape_rollout = |s: &mut Value| {
+                        for d in s.get_mut("deployments").and_then(Value::as_array_mut).into_iter().flatten() {
+                            if d["rolloutState"] == "COMPLETED" && young(d) {
+                                d["rolloutState"] = Value::from("IN_PROGRESS");
+                                d["rolloutStateReason"] = Value::from("ECS deployment in progress.");
+                                d["runningCount"] = Value::from(0);
+                            }
+                        }
+                    };
+                    if let Some(list) = v.get_mut("services").and_then(Value::as_array_mut) {
+                        list.iter_mut().for_each(&mut shape_rollout);
+                    }
+                    if let Some(s) = v.get_mut("service").filter(|s| s.is_object()) {
+                        shape_rollout(s);
                     }
                 }
                 v.to_string().into_bytes()
