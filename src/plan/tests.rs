@@ -167,6 +167,17 @@ fn reads(d: &Desired, o: &Observed) -> (Vec<String>, Vec<String>) {
     (running, newest)
 }
 
+/// The example manifests, applied (stores, then services) to `account(true)`.
+fn applied_example() -> (Desired, Observed) {
+    let d = desired(MANIFESTS);
+    let mut o = account(true);
+    let first = plan(&d, &o, "default");
+    simulate(&mut o, &first, true, &[Kind::Parameter, Kind::Secret]);
+    let second = plan(&d, &o, "default");
+    simulate(&mut o, &second, true, &[Kind::Service]);
+    (d, o)
+}
+
 fn writes(p: &Plan) -> usize {
     p.objects.iter().flat_map(|o| &o.changes).map(|c| c.ops.len()).sum()
 }
@@ -272,12 +283,7 @@ fn a_secret_without_an_initial_value_must_exist() {
 
 #[test]
 fn a_service_still_running_what_apply_deployed_is_planned_without_reading_its_revision() {
-    let d = desired(MANIFESTS);
-    let mut o = account(true);
-    let first = plan(&d, &o, "default");
-    simulate(&mut o, &first, true, &[Kind::Parameter, Kind::Secret]);
-    let second = plan(&d, &o, "default");
-    simulate(&mut o, &second, true, &[Kind::Service]);
+    let (d, mut o) = applied_example();
     let web = &o.services[&("prod".to_string(), "web".to_string())];
     assert!(web.applied.as_deref().unwrap().starts_with("web:2 "), "{:?}", web.applied);
 
@@ -301,12 +307,7 @@ fn a_service_still_running_what_apply_deployed_is_planned_without_reading_its_re
 
 #[test]
 fn each_stage_names_only_the_reads_the_next_one_needs() {
-    let d = desired(MANIFESTS);
-    let mut o = account(true);
-    let first = plan(&d, &o, "default");
-    simulate(&mut o, &first, true, &[Kind::Parameter, Kind::Secret]);
-    let second = plan(&d, &o, "default");
-    simulate(&mut o, &second, true, &[Kind::Service]);
+    let (d, mut o) = applied_example();
     let web = ("prod".to_string(), "web".to_string());
     // Deployed by another tool (no applied tag), its revision in the cache: the
     // running revision equals the rendered one, so no family's newest is read.
