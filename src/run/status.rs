@@ -138,10 +138,6 @@ impl ObjectStatus {
         }
     }
 
-    pub fn condition(&self, kind: ConditionType) -> Option<&Condition> {
-        self.conditions.iter().find(|c| c.kind == kind)
-    }
-
     pub fn set(&mut self, kind: ConditionType, v: &Verdict, now: f64) {
         let status = if v.ok { ConditionStatus::True } else { ConditionStatus::False };
         if let Some(c) = self.conditions.iter_mut().find(|c| c.kind == kind) {
