@@ -2,7 +2,9 @@
 # AWS_ENDPOINT_URL and demo credentials. The server stops when the script exits.
 # AWS managed policies (AmazonECSTaskExecutionRolePolicy, ...) are loaded as on AWS.
 MOTO_LOG=$(mktemp)
-MOTO_IAM_LOAD_MANAGED_POLICIES=true .venv/bin/moto_server -H 127.0.0.1 -p 0 >"$MOTO_LOG" 2>&1 &
+# Services start with every desired task running, so their deployments are COMPLETED
+# (moto never advances one; without this they stay IN_PROGRESS for ever).
+MOTO_IAM_LOAD_MANAGED_POLICIES=true MOTO_ECS_SERVICE_RUNNING=2 .venv/bin/moto_server -H 127.0.0.1 -p 0 >"$MOTO_LOG" 2>&1 &
 MOTO_PID=$!
 trap 'kill $MOTO_PID 2>/dev/null; rm -f "$MOTO_LOG"' EXIT
 for _ in $(seq 1 100); do

@@ -78,6 +78,13 @@ pub enum Command {
         /// Objects reconciled at once.
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
+        /// Follow the deployments apply started to their end; exit 1 if one
+        /// failed, was rolled back or timed out.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up on a rollout after this long.
+        #[arg(long, default_value = "30m", value_parser = duration, requires = "wait")]
+        timeout: std::time::Duration,
     },
     /// Run as a controller: reconcile continuously and redeploy on rotation events.
     Run {
@@ -120,6 +127,20 @@ pub enum Command {
         /// it would write changes (a manifest edit, a change in AWS).
         #[arg(long, default_value = "1h", value_parser = duration)]
         terminal_retry_interval: std::time::Duration,
+        /// A deployment secretwire started that has not ended after this is reported timed out.
+        #[arg(long, default_value = "30m", value_parser = duration)]
+        rollout_timeout: std::time::Duration,
+        /// Deployments secretwire keeps in progress at once; further redeploys
+        /// wait in order (every new task fetches its secrets at start, and a
+        /// throttled fetch fails the task).
+        #[arg(long, default_value_t = 10)]
+        max_parallel_rollouts: usize,
+        /// POST a JSON event (Slack-compatible `text`) for each rollout start and end (repeatable).
+        #[arg(long = "notify-webhook", value_name = "URL")]
+        notify_webhooks: Vec<String>,
+        /// Put the same events on the default EventBridge bus (`source: secretwire`).
+        #[arg(long)]
+        notify_eventbridge: bool,
     },
     /// Print the task definition JSON apply would register for a Service.
     Render {
@@ -135,6 +156,9 @@ pub enum Command {
         /// Leave out what only `run` needs (SQS, EventBridge).
         #[arg(long)]
         apply_only: bool,
+        /// Include events:PutEvents on the default bus, for `run --notify-eventbridge`.
+        #[arg(long, conflicts_with = "apply_only")]
+        notify_eventbridge: bool,
     },
 }
 
@@ -240,16 +264,39 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 0
             })
         }
-        Command::Apply { manifests, output, concurrency } => {
+        Command::Apply { manifests, output, concurrency, wait, timeout } => {
             let Some(d) = load(&manifests.dir) else { return Ok(1) };
             let r = reconciler(&cli.controller_id, concurrency, metrics.clone(), limits).await?;
             let report = r.apply(&d).await?;
             let tally = metrics.aws_call_tally();
-            match output {
-                Output::Text => emit(&crate::output::apply_text(&report, &tally)),
-                Output::Json => print_json(&crate::output::apply_json(&report, &tally, metrics.rate_limit_waited())),
+            if output == Output::Text {
+                emit(&crate::output::apply_text(&report, &tally));
             }
-            Ok(if report.failed() { 1 } else { 0 })
+            let rollouts = if wait {
+                let started = report.started_rollouts(crate::follow::now());
+                if !started.is_empty() {
+                    eprintln!("Waiting for {} rollout(s) (timeout {} s)…", started.len(), timeout.as_secs());
+                }
+                Some(crate::follow::wait(&r.aws, &d, Some(&report.observed), started, timeout).await)
+            } else {
+                None
+            };
+            let rollout_failed = rollouts.iter().flatten().any(|(e, _)| e.outcome.failed());
+            match output {
+                Output::Text => {
+                    if let Some(ended) = &rollouts {
+                        emit(&crate::output::rollouts_text(ended));
+                    }
+                }
+                Output::Json => {
+                    let mut v = crate::output::apply_json(&report, &tally, metrics.rate_limit_waited());
+                    if let Some(ended) = &rollouts {
+                        v["rollouts"] = crate::output::rollouts_json(ended);
+                    }
+                    print_json(&v);
+                }
+            }
+            Ok(if report.failed() || rollout_failed { 1 } else { 0 })
         }
         Command::Run {
             manifests,
@@ -264,6 +311,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             reverify_interval,
             visibility_timeout,
             terminal_retry_interval,
+            rollout_timeout,
+            max_parallel_rollouts,
+            notify_webhooks,
+            notify_eventbridge,
         } => {
             let events = match (events_queue, no_events) {
                 (Some(q), _) => crate::run::EventsMode::Queue(q),
@@ -283,6 +334,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 reverify: reverify_interval,
                 visibility: visibility_timeout.unwrap_or(debounce + std::time::Duration::from_secs(120)),
                 terminal_retry: terminal_retry_interval,
+                rollout_timeout,
+                max_parallel_rollouts: max_parallel_rollouts.max(1),
+                notify: crate::notify::Sinks { webhooks: notify_webhooks, eventbridge: notify_eventbridge },
             };
             crate::run::run(cfg, metrics, limits).await?;
             Ok(0)
@@ -309,7 +363,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 }
             }
         }
-        Command::Policy { manifests, apply_only } => {
+        Command::Policy { manifests, apply_only, notify_eventbridge } => {
             let Some(d) = load(&manifests.dir) else { return Ok(1) };
             let aws = Aws::connect(metrics, limits).await?;
             // A service that names no family keeps the one it runs: ask ECS which.
@@ -334,7 +388,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                     ),
                 }
             }
-            print_json(&crate::policy::controller_policy(&d, &aws.scope, !apply_only, &families));
+            print_json(&crate::policy::controller_policy(&d, &aws.scope, !apply_only, &families, notify_eventbridge));
             Ok(0)
         }
     }

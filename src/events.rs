@@ -32,9 +32,43 @@ fn current_moved() -> BTreeSet<String> {
 /// A rotation's in-progress label: no task reads it.
 const AWSPENDING: &str = "AWSPENDING";
 
+/// An "ECS Deployment State Change" event (ECS developer guide, "Amazon ECS
+/// service deployment state change events"): `detail.eventName`
+/// SERVICE_DEPLOYMENT_IN_PROGRESS / _COMPLETED / _FAILED for
+/// `detail.deploymentId`, the service ARN in `resources`. A rollback is an
+/// IN_PROGRESS event for a NEW deployment whose reason starts "ECS deployment
+/// circuit breaker: rolling back to deploymentId".
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeploymentEvent {
+    pub service_arn: String,
+    pub deployment_id: String,
+    pub state: DeploymentState,
+    pub reason: String,
+    /// `detail.updatedAt`, else the event's `time`.
+    pub at: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeploymentState {
+    InProgress,
+    Completed,
+    Failed,
+}
+
+/// The prefix of ECS's reason on a rollback deployment.
+pub const ROLLBACK_REASON: &str = "ECS deployment circuit breaker: rolling back";
+
+impl DeploymentEvent {
+    pub fn is_rollback(&self) -> bool {
+        self.state == DeploymentState::InProgress && self.reason.starts_with(ROLLBACK_REASON)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Parsed {
     Change(ValueChange),
+    /// ECS says where a deployment stands (rollouts follow these).
+    Deployment(DeploymentEvent),
     /// A well-formed event that does not change what a new task reads.
     Ignored(String),
     /// Not an event we can read at all.
@@ -181,6 +215,25 @@ fn meaning(ev: &Value, scope: &Scope) -> Parsed {
                     labels: BTreeSet::new(),
                 }),
                 _ => Parsed::Malformed("Parameter Store Change without detail.name".into()),
+            }
+        }
+        ("aws.ecs", "ECS Deployment State Change") => {
+            let state = match d["eventName"].as_str().unwrap_or_default() {
+                "SERVICE_DEPLOYMENT_IN_PROGRESS" => DeploymentState::InProgress,
+                "SERVICE_DEPLOYMENT_COMPLETED" => DeploymentState::Completed,
+                "SERVICE_DEPLOYMENT_FAILED" => DeploymentState::Failed,
+                other => return Parsed::Ignored(format!("deployment event {other}")),
+            };
+            let service = ev["resources"].as_array().and_then(|r| r.first()).and_then(Value::as_str);
+            match (service, d["deploymentId"].as_str()) {
+                (Some(service), Some(id)) => Parsed::Deployment(DeploymentEvent {
+                    service_arn: service.to_string(),
+                    deployment_id: id.to_string(),
+                    state,
+                    reason: d["reason"].as_str().unwrap_or_default().to_string(),
+                    at: d["updatedAt"].as_str().and_then(parse_rfc3339).or(at),
+                }),
+                _ => Parsed::Malformed("ECS Deployment State Change without a service or deployment id".into()),
             }
         }
         (src, dt) => Parsed::Ignored(format!("{src} {dt}")),

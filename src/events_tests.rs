@@ -447,6 +447,13 @@ fn every_event_of_the_corpus_has_its_expected_outcome() {
                 assert_eq!(labels, want_labels, "{name}");
                 assert_eq!(c.at, Some(1707237828.0), "{name}: the event's time");
             }
+            (Parsed::Deployment(d), None) if want.get("deployment").is_some() => {
+                assert_eq!(Some(d.deployment_id.as_str()), want["deployment"].as_str(), "{name}");
+                assert_eq!(format!("{:?}", d.state), want["state"].as_str().unwrap(), "{name}");
+                assert_eq!(d.is_rollback(), want["rollback"] == true, "{name}");
+                assert_eq!(d.service_arn, "arn:aws:ecs:us-west-2:012345678901:service/default/servicetest");
+                assert_eq!(d.at, Some(1707237820.0), "{name}: detail.updatedAt");
+            }
             (Parsed::Ignored(_), None) if want["ignored"] == true => {}
             (Parsed::Malformed(_), None) if want["malformed"] == true => {}
             _ => panic!("{name}: expected {want}, got {got:?}"),

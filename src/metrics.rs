@@ -28,6 +28,12 @@ pub struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotificationLabels {
+    pub sink: String,
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
     pub reason: String,
 }
@@ -42,6 +48,10 @@ pub struct Metrics {
     pub errors: Family<ResultLabels, Counter>,
     pub queue_lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     pub rate_limit_wait_seconds: Family<AwsCallLabels, Counter<f64, std::sync::atomic::AtomicU64>>,
+    pub rollouts: Family<OutcomeLabels, Counter>,
+    pub rollout_seconds: Histogram,
+    pub rollouts_in_progress: Gauge,
+    pub notifications: Family<NotificationLabels, Counter>,
     tally: Mutex<BTreeMap<(String, String), u64>>,
     waited: Mutex<f64>,
 }
@@ -87,7 +97,32 @@ impl Metrics {
             "Time calls waited for the client-side rate limiter, by operation",
             rate_limit_wait_seconds.clone(),
         );
+        let rollouts = Family::default();
+        registry.register(
+            "rollouts",
+            "Rollouts of deployments secretwire started, by how they ended",
+            rollouts.clone(),
+        );
+        // 5 s to ~11 h: ECS deployments take minutes.
+        let rollout_seconds = Histogram::new(exponential_buckets(5.0, 2.0, 14));
+        registry.register(
+            "rollout_duration_seconds",
+            "From a deployment's start to its end, whatever the outcome",
+            rollout_seconds.clone(),
+        );
+        let rollouts_in_progress = Gauge::default();
+        registry.register("rollouts_in_progress", "Rollouts followed now", rollouts_in_progress.clone());
+        let notifications = Family::default();
+        registry.register(
+            "notifications",
+            "Rollout notifications by sink and result (delivered, failed, dropped)",
+            notifications.clone(),
+        );
         Self {
+            rollouts,
+            rollout_seconds,
+            rollouts_in_progress,
+            notifications,
             rate_limit_wait_seconds,
             registry,
             aws_calls,

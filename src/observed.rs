@@ -100,15 +100,37 @@ pub struct ObservedService {
     pub deployments: Vec<Deployment>,
     /// Tag `secretwire.dev/applied`: `family:revision digest` as apply last deployed it.
     pub applied: Option<String>,
+    /// The service's newest events (ECS keeps the last 100), newest first:
+    /// `(seconds since the epoch, message)`.
+    pub events: Vec<(f64, String)>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Deployment {
     pub id: String,
     pub status: String,
     pub task_definition: String,
     /// Seconds since the epoch.
     pub created_at: Option<f64>,
+    /// `IN_PROGRESS`, `COMPLETED` or `FAILED` (absent for external controllers).
+    pub rollout_state: Option<String>,
+    pub rollout_state_reason: Option<String>,
+    pub desired_count: i32,
+    pub running_count: i32,
+    pub pending_count: i32,
+    pub failed_tasks: i32,
+}
+
+/// A task that stopped, as DescribeTasks tells it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StoppedTask {
+    pub arn: String,
+    pub stopped_at: Option<f64>,
+    /// e.g. `TaskFailedToStart`, `EssentialContainerExited`.
+    pub stop_code: Option<String>,
+    pub stopped_reason: String,
+    /// `(container name, reason)` for containers that carry one.
+    pub containers: Vec<(String, String)>,
 }
 
 impl ObservedService {

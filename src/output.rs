@@ -8,6 +8,8 @@ use serde_json::json;
 
 use crate::plan::{Plan, ProblemKind};
 use crate::reconcile::{ApplyReport, call_summary};
+use crate::rollout::Ended;
+use crate::rollout::diagnose::Diagnosis;
 
 pub fn plan_text(plan: &Plan) -> String {
     let mut out = String::new();
@@ -84,4 +86,66 @@ pub fn apply_json(
         "awsWriteCount": writes,
         "rateLimitWaitSeconds": waited,
     })
+}
+
+/// `apply --wait`'s report: a line per rollout; for each failed one, ECS's
+/// reason and the diagnosis right below it.
+pub fn rollouts_text(ended: &[(Ended, Option<Diagnosis>)]) -> String {
+    let mut out = String::new();
+    if ended.is_empty() {
+        return out;
+    }
+    let _ = writeln!(out);
+    for (e, d) in ended {
+        let s = &e.started;
+        let mark = if e.outcome.failed() { "✗" } else { "✓" };
+        let _ = writeln!(
+            out,
+            "{mark} {}: rollout {} after {:.0} s (deployment {}, {})",
+            s.service,
+            e.outcome.label().replace('_', " "),
+            e.duration(),
+            s.deployment_id,
+            s.detail
+        );
+        if !e.outcome.failed() {
+            continue;
+        }
+        match d {
+            Some(d) => {
+                let _ = writeln!(out, "    ECS: {}", d.ecs_reason);
+                if let Some(c) = &d.cause {
+                    let _ = writeln!(out, "    likely cause: {c}");
+                }
+                for f in &d.facts {
+                    let _ = writeln!(out, "    - {f}");
+                }
+            }
+            None => {
+                let _ = writeln!(out, "    {}", e.reason);
+            }
+        }
+    }
+    let failed = ended.iter().filter(|(e, _)| e.outcome.failed()).count();
+    let _ = writeln!(out, "Rollouts: {} followed, {failed} failed.", ended.len());
+    out
+}
+
+pub fn rollouts_json(ended: &[(Ended, Option<Diagnosis>)]) -> serde_json::Value {
+    ended
+        .iter()
+        .map(|(e, d)| {
+            json!({
+                "service": e.started.service,
+                "deploymentId": e.started.deployment_id,
+                "trigger": e.started.trigger,
+                "detail": e.started.detail,
+                "outcome": e.outcome,
+                "reason": e.reason,
+                "seconds": e.duration(),
+                "progress": e.progress,
+                "diagnosis": d,
+            })
+        })
+        .collect()
 }

@@ -200,6 +200,53 @@ impl CanonicalDocument {
     }
 }
 
+impl CanonicalDocument {
+    pub fn value(&self) -> Value {
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+    }
+}
+
+/// Whether an Allow statement of `policy` grants `action` on `resource`
+/// (IAM's `*` and `?` wildcards in both; conditions are not evaluated, and a
+/// Deny is not looked for: this answers "does the policy we wrote cover it").
+pub fn allows(policy: &Value, action: &str, resource: &str) -> bool {
+    let list = |v: &Value| -> Vec<String> {
+        match v {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(a) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+            _ => Vec::new(),
+        }
+    };
+    policy["Statement"].as_array().into_iter().flatten().any(|st| {
+        st["Effect"] == "Allow"
+            && list(&st["Action"]).iter().any(|a| glob(&a.to_ascii_lowercase(), &action.to_ascii_lowercase()))
+            && list(&st["Resource"]).iter().any(|r| glob(r, resource))
+    })
+}
+
+/// IAM wildcard matching: `*` any run of characters, `?` any one.
+fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
 impl From<&Value> for CanonicalDocument {
     fn from(doc: &Value) -> Self {
         Self(canonical(doc).to_string().into_boxed_str())
@@ -232,6 +279,7 @@ pub fn controller_policy(
     scope: &Scope,
     run: bool,
     running_families: &std::collections::BTreeMap<String, String>,
+    notify_eventbridge: bool,
 ) -> Value {
     let Scope { partition: p, region: r, account: a } = scope;
     let managed_by = "aws:ResourceTag/secretwire.dev/managed-by";
@@ -330,6 +378,17 @@ pub fn controller_policy(
             json!({"Sid": "RecordAppliedRevision", "Effect": "Allow", "Action": "ecs:TagResource", "Resource": services,
                        "Condition": {"ForAllValues:StringEquals": {"aws:TagKeys": [crate::model::TAG_APPLIED]}}}),
         );
+        // A failed rollout is explained from its stopped tasks. The Service
+        // Authorization Reference gives ListTasks the container-instance
+        // resource type (with the `ecs:cluster` condition key) and DescribeTasks the task.
+        let clusters: BTreeSet<&str> = desired.services.values().map(|s| s.cluster.as_str()).collect();
+        let cluster_arns: Vec<String> = clusters.iter().map(|c| format!("arn:{p}:ecs:{r}:{a}:cluster/{c}")).collect();
+        let instances: Vec<String> =
+            clusters.iter().map(|c| format!("arn:{p}:ecs:{r}:{a}:container-instance/{c}/*")).collect();
+        let task_arns: Vec<String> = clusters.iter().map(|c| format!("arn:{p}:ecs:{r}:{a}:task/{c}/*")).collect();
+        st.push(json!({"Sid": "ListStoppedTasks", "Effect": "Allow", "Action": "ecs:ListTasks", "Resource": instances,
+                       "Condition": {"ArnEquals": {"ecs:cluster": cluster_arns}}}));
+        st.push(json!({"Sid": "ExplainStoppedTasks", "Effect": "Allow", "Action": "ecs:DescribeTasks", "Resource": task_arns}));
     }
     if run {
         let queue = format!("arn:{p}:sqs:{r}:{a}:secretwire-*");
@@ -340,6 +399,10 @@ pub fn controller_policy(
         st.push(json!({"Sid": "EventRules", "Effect": "Allow",
                        "Action": ["events:PutRule", "events:PutTargets", "events:DescribeRule", "events:ListTargetsByRule", "events:TagResource"],
                        "Resource": rules}));
+        if notify_eventbridge {
+            st.push(json!({"Sid": "NotifyOnTheDefaultBus", "Effect": "Allow", "Action": "events:PutEvents",
+                           "Resource": format!("arn:{p}:events:{r}:{a}:event-bus/default")}));
+        }
     }
     json!({"Version": "2012-10-17", "Statement": st})
 }
@@ -350,6 +413,27 @@ mod tests {
 
     fn scope() -> Scope {
         Scope::new("us-east-1", "123456789012")
+    }
+
+    #[test]
+    fn allows_matches_actions_and_resources_with_iam_wildcards() {
+        let doc = json!({"Statement": [
+            {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": "arn:aws:secretsmanager:us-east-1:1:secret:prod/db-??????"},
+            {"Effect": "Allow", "Action": "ssm:Get*", "Resource": ["arn:aws:ssm:us-east-1:1:parameter/web/*"]},
+            {"Effect": "Deny", "Action": "kms:Decrypt", "Resource": "*"}]});
+        assert!(allows(
+            &doc,
+            "secretsmanager:GetSecretValue",
+            "arn:aws:secretsmanager:us-east-1:1:secret:prod/db-AbCdEf"
+        ));
+        assert!(!allows(
+            &doc,
+            "secretsmanager:GetSecretValue",
+            "arn:aws:secretsmanager:us-east-1:1:secret:prod/db2-AbCdEf"
+        ));
+        assert!(allows(&doc, "SSM:GetParameters", "arn:aws:ssm:us-east-1:1:parameter/web/a/b"));
+        assert!(!allows(&doc, "ssm:GetParameters", "arn:aws:ssm:us-west-2:1:parameter/web/a"));
+        assert!(!allows(&doc, "kms:Decrypt", "arn:aws:kms:us-east-1:1:key/k"));
     }
 
     #[test]

@@ -49,6 +49,24 @@ pub enum Reason {
     /// AWS refused the request (validation, quota, state).
     AwsRejected,
     RedeployFailed,
+    /// No deployment started by secretwire yet.
+    NoRollout,
+    /// A deployment secretwire started is in progress.
+    NewDeployment,
+    /// A redeploy waits for a slot (`--max-parallel-rollouts`).
+    RolloutPending,
+    RolloutCompleted,
+    RolloutFailed,
+    /// The circuit breaker rolled the deployment back.
+    RolledBack,
+    /// Not ended within `--rollout-timeout`.
+    RolloutTimedOut,
+    /// Another deployment replaced it before it ended.
+    RolloutSuperseded,
+    /// Held: the first rollout of the same value change failed.
+    WaveHeld,
+    /// A deployment secretwire did not start replaced a failed one.
+    ManualDeployment,
 }
 
 impl Reason {
@@ -78,6 +96,16 @@ impl Reason {
             Reason::AwsUnavailable => "AwsUnavailable",
             Reason::AwsRejected => "AwsRejected",
             Reason::RedeployFailed => "RedeployFailed",
+            Reason::NoRollout => "NoRollout",
+            Reason::NewDeployment => "NewDeployment",
+            Reason::RolloutPending => "RolloutPending",
+            Reason::RolloutCompleted => "RolloutCompleted",
+            Reason::RolloutFailed => "RolloutFailed",
+            Reason::RolledBack => "RolledBack",
+            Reason::RolloutTimedOut => "RolloutTimedOut",
+            Reason::RolloutSuperseded => "RolloutSuperseded",
+            Reason::WaveHeld => "WaveHeld",
+            Reason::ManualDeployment => "ManualDeployment",
         }
     }
 }

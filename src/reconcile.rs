@@ -32,6 +32,9 @@ pub struct ObjectResult {
     pub held: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registered: Option<String>,
+    /// The deployment an UpdateService started: `(cluster, service, deployment id)`.
+    #[serde(skip)]
+    pub deployment: Option<(String, String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -46,6 +49,29 @@ pub struct ApplyReport {
 impl ApplyReport {
     pub fn failed(&self) -> bool {
         self.plan.has_failures() || self.results.iter().any(|r| r.error.is_some())
+    }
+
+    /// The deployments this apply's UpdateService calls started, as rollouts to follow.
+    pub fn started_rollouts(&self, at: f64) -> Vec<crate::rollout::Started> {
+        self.results
+            .iter()
+            .filter_map(|r| {
+                let (cluster, service_name, id) = r.deployment.as_ref()?;
+                Some(crate::rollout::Started {
+                    service: r.key.name.clone(),
+                    cluster: cluster.clone(),
+                    service_name: service_name.clone(),
+                    deployment_id: id.clone(),
+                    trigger: crate::rollout::Trigger::Apply,
+                    detail: r.registered.as_deref().map_or_else(
+                        || "service updated to the manifest's revision".to_string(),
+                        |rev| format!("revision {}", crate::arn::task_definition_short(rev)),
+                    ),
+                    at,
+                    wave: None,
+                })
+            })
+            .collect()
     }
 }
 
@@ -170,7 +196,14 @@ impl Reconciler {
         let mut pairs: Vec<(ObjectResult, ObjectPlan)> = held
             .into_iter()
             .map(|(h, obj)| {
-                let result = ObjectResult { key: obj.key.clone(), ops: 0, error: h, held: true, registered: None };
+                let result = ObjectResult {
+                    key: obj.key.clone(),
+                    ops: 0,
+                    error: h,
+                    held: true,
+                    registered: None,
+                    deployment: None,
+                };
                 (result, obj)
             })
             .collect();
@@ -186,18 +219,35 @@ impl Reconciler {
                 }
                 let key = obj.key.clone();
                 if !obj.problems.iter().all(|p| p.kind == crate::plan::ProblemKind::Drift) {
-                    return (ObjectResult { key, ops: 0, error: None, held: false, registered: None }, obj);
+                    return (
+                        ObjectResult { key, ops: 0, error: None, held: false, registered: None, deployment: None },
+                        obj,
+                    );
                 }
                 let result = match execute(&aws, &obj).await {
                     Ok(done) => {
                         if done.ops > 0 {
                             info!(kind = %key.kind, name = %key.name, writes = done.ops, "Applied");
                         }
-                        ObjectResult { key, ops: done.ops, error: None, held: false, registered: done.registered }
+                        ObjectResult {
+                            key,
+                            ops: done.ops,
+                            error: None,
+                            held: false,
+                            registered: done.registered,
+                            deployment: done.deployment,
+                        }
                     }
                     Err(e) => {
                         warn!(kind = %key.kind, name = %key.name, error = %e, "Apply failed");
-                        ObjectResult { key, ops: 0, error: Some(e.failure()), held: false, registered: None }
+                        ObjectResult {
+                            key,
+                            ops: 0,
+                            error: Some(e.failure()),
+                            held: false,
+                            registered: None,
+                            deployment: None,
+                        }
                     }
                 };
                 (result, obj)
@@ -218,7 +268,7 @@ impl Reconciler {
                     _ => None,
                 })
                 .collect();
-            let policy = crate::policy::controller_policy(desired, &self.aws.scope, true, &families);
+            let policy = crate::policy::controller_policy(desired, &self.aws.scope, true, &families, true);
             for f in pairs.iter_mut().filter_map(|(r, _)| r.error.as_mut()).filter(|f| f.reason == Reason::AccessDenied)
             {
                 if let Some((action, _)) = crate::reason::denied_action(&f.message)

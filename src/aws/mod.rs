@@ -3,6 +3,7 @@
 //! calls that carry task definitions as raw JSON.
 
 pub mod limit;
+pub mod notify;
 pub mod observe;
 pub mod plumbing;
 pub mod queue;

@@ -12,7 +12,7 @@ use tracing::info;
 use super::{Aws, AwsError, classify};
 use crate::observed::{TAG_MANAGED_BY, TAG_SOURCE};
 
-pub fn rule_patterns() -> [(&'static str, Value); 2] {
+pub fn rule_patterns() -> [(&'static str, Value); 3] {
     [
         (
             "secretsmanager",
@@ -20,6 +20,8 @@ pub fn rule_patterns() -> [(&'static str, Value); 2] {
                    "detail-type": ["Secret Label Updated", "AWS Service Event via CloudTrail", "AWS API Call via CloudTrail"]}),
         ),
         ("ssm", json!({"source": ["aws.ssm"], "detail-type": ["Parameter Store Change"]})),
+        // Where the deployments secretwire starts stand (rollouts follow them).
+        ("deployments", json!({"source": ["aws.ecs"], "detail-type": ["ECS Deployment State Change"]})),
     ]
 }
 

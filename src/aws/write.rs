@@ -56,6 +56,8 @@ impl WriteError {
 pub struct Executed {
     pub ops: usize,
     pub registered: Option<String>,
+    /// The deployment an UpdateService started: `(cluster, service, deployment id)`.
+    pub deployment: Option<(String, String, String)>,
 }
 
 /// Runs an object's ops in order; stops at the first failure.
@@ -202,7 +204,9 @@ async fn run_op(aws: &Aws, op: &Op, done: &mut Executed) -> Result<(), WriteErro
             let td = task_definition.clone().or_else(|| done.registered.clone()).ok_or_else(|| {
                 AwsError::other("UpdateService", "no task definition was registered before the service update")
             })?;
-            update_service(aws, cluster, service, &td, service_arn, digest).await
+            let id = update_service(aws, cluster, service, &td, service_arn, digest).await?;
+            done.deployment = id.map(|id| (cluster.clone(), service.clone(), id));
+            Ok(())
         }
     }
 }
@@ -355,14 +359,16 @@ async fn update_service(
     td: &str,
     service_arn: &str,
     digest: &str,
-) -> Result<(), WriteError> {
-    call!(
+) -> Result<Option<String>, WriteError> {
+    let out = call!(
         "UpdateService",
         eventual(&["InvalidParameterException", "ClientException"], "role"),
         aws.ecs.update_service().cluster(cluster).service(service).task_definition(td)
     )
     .await?;
-    info!(cluster = %cluster, service = %service, task_definition = %td, "Updated service");
+    // A new task definition starts a new PRIMARY deployment; its id is followed to its end.
+    let deployment = out.service().and_then(primary_deployment);
+    info!(cluster = %cluster, service = %service, task_definition = %td, deployment = deployment.as_deref().unwrap_or("?"), "Updated service");
     // Lets the next apply see "unchanged" without reading the revision. Not
     // fatal: without it, the next apply reads the revision instead.
     let tag =
@@ -372,7 +378,7 @@ async fn update_service(
     if let Err(e) = tagged {
         warn!(service = %service, error = %e, "Could not record the applied revision on the service");
     }
-    Ok(())
+    Ok(deployment)
 }
 
 /// After a RegisterTaskDefinition whose answer was lost: the family's newest

@@ -66,6 +66,7 @@ fn account(full_arns: bool) -> Observed {
             task_definition: running.into(),
             deployment_controller: "ECS".into(),
             deployments: vec![],
+            events: vec![],
         },
     );
     o

@@ -36,6 +36,11 @@ impl Backstop {
         *a = a.max(through);
     }
 
+    /// Forgets what was answered for `service` (its redeploy could not be started after all).
+    pub fn forget(&mut self, service: &str) {
+        self.answered.remove(service);
+    }
+
     /// The services to redeploy; `just_updated` ones were deployed by this pass.
     pub fn stale(&self, desired: &Desired, o: &Observed, just_updated: &BTreeSet<String>) -> Vec<Stale> {
         let mut stale = Vec::new();

@@ -14,6 +14,7 @@ use super::debounce::{Action, Debouncer, Input, Outcome, Received};
 use super::holds::Holds;
 use super::redeploy::Redeployer;
 use super::reload::{Manifests, keys};
+use super::rollouts::{Ctx, Rollouts, waiting};
 use super::status::{ConditionType, PassOutcome, Shared, Verdict, verdicts};
 use super::{RunConfig, now};
 use crate::aws::Aws;
@@ -25,6 +26,20 @@ use crate::observed::Observed;
 use crate::plan::{ObjectPlan, Op};
 use crate::reason::{Failure, Reason};
 use crate::reconcile::{ApplyReport, Reconciler};
+use crate::rollout::Trigger;
+use crate::rollout::tracker::Tracker;
+
+/// The rollouts room's view of the controller (disjoint field borrows).
+macro_rules! ctx {
+    ($s:ident) => {
+        Ctx {
+            aws: &$s.rec.aws,
+            desired: &$s.manifests.desired,
+            shared: &$s.shared,
+            observed: $s.last_observed.as_ref(),
+        }
+    };
+}
 
 pub(super) struct Controller {
     cfg: RunConfig,
@@ -42,10 +57,19 @@ pub(super) struct Controller {
     retry_at: Option<Instant>,
     /// Redeploy batches in a row whose services could not be read.
     unread: u32,
+    rollouts: Rollouts,
+    /// The last pass's observation (for diagnoses of failed rollouts).
+    last_observed: Option<Observed>,
 }
 
 impl Controller {
-    pub fn new(cfg: RunConfig, aws: Aws, shared: Arc<Shared>, queue: Option<Queue>) -> Self {
+    pub fn new(
+        cfg: RunConfig,
+        aws: Aws,
+        shared: Arc<Shared>,
+        queue: Option<Queue>,
+        notifier: crate::notify::Notifier,
+    ) -> Self {
         let rec = Reconciler {
             aws,
             controller_id: cfg.controller_id.clone(),
@@ -62,6 +86,12 @@ impl Controller {
             pass_failures: 0,
             retry_at: None,
             unread: 0,
+            rollouts: Rollouts::new(
+                Tracker::new(cfg.rollout_timeout, cfg.max_parallel_rollouts),
+                notifier,
+                cfg.controller_id.clone(),
+            ),
+            last_observed: None,
             cfg,
             rec,
             shared,
@@ -79,6 +109,25 @@ impl Controller {
 
     pub fn retry_at(&self) -> Option<Instant> {
         self.retry_at
+    }
+
+    /// When an open rollout is next read (or times out); `None` with none open.
+    pub fn rollout_wake(&self) -> Option<Instant> {
+        self.rollouts.next_wake()
+    }
+
+    pub async fn on_rollout_wake(&mut self) {
+        let failed = self.rollouts.wake(&ctx!(self)).await;
+        self.start_failed(failed);
+    }
+
+    /// Redeploys that waited for a slot and could not be started: the stale
+    /// backstop picks them up at the next pass.
+    fn start_failed(&mut self, services: Vec<String>) {
+        for s in services {
+            self.backstop.forget(&s);
+            self.shared.metrics.errors.get_or_create(&ResultLabels { result: "redeploy".into() }).inc();
+        }
     }
 
     /// Loads the manifests and makes the first full pass; then the controller is ready.
@@ -158,7 +207,9 @@ impl Controller {
                     .filter(|o| o.changes.iter().flat_map(|c| &c.ops).any(|op| matches!(op, Op::UpdateService { .. })))
                     .map(|o| o.key.name.clone())
                     .collect();
+                self.follow_applied(&report).await;
                 let stale_failed = self.stale_backstop(&report.observed, &updated).await;
+                self.rollouts.after_pass(&ctx!(self), &report.observed);
                 let result = if failed || stale_failed { "failed" } else { "ok" };
                 m.reconciles.get_or_create(&ResultLabels { result: result.into() }).inc();
                 self.retry_at = self.holds.next_retry(Instant::now());
@@ -166,6 +217,7 @@ impl Controller {
                     let at = Instant::now() + Backoff::object(self.cfg.resync).delay(0);
                     self.retry_at = Some(self.retry_at.map_or(at, |r| r.min(at)));
                 }
+                self.last_observed = Some(report.observed);
             }
             Err(e) => {
                 let f = e.failure();
@@ -214,15 +266,30 @@ impl Controller {
         }
     }
 
+    /// Follows the deployments this pass's UpdateService calls started.
+    async fn follow_applied(&mut self, report: &ApplyReport) {
+        let mut effects = Vec::new();
+        for started in report.started_rollouts(now()) {
+            effects.extend(self.rollouts.opened(&self.shared, started));
+        }
+        let failed = self.rollouts.carry(&ctx!(self), effects).await;
+        self.start_failed(failed);
+    }
+
     /// Redeploys stale services; true if one could not be redeployed.
     async fn stale_backstop(&mut self, o: &Observed, just_updated: &BTreeSet<String>) -> bool {
         let stale = self.backstop.stale(&self.manifests.desired, o, just_updated);
         let mut failed = false;
         for s in stale {
+            // Waiting for a slot, or held by a stopped wave: not redeployed behind the tracker's back.
+            if self.rollouts.holds(&s.service) {
+                continue;
+            }
             info!(service = %s.service, trigger = %s.why, "Value changed after the newest deployment: redeploying");
-            let res = self.redeployer().force(&s.service, s.before.as_deref(), "stale", &s.why).await;
+            let w = waiting(&s.service, Trigger::Stale, s.why.clone(), s.before.clone(), format!("stale:{}", s.why));
+            let res = self.rollouts.request(&ctx!(self), w).await;
             match res {
-                Ok(()) => self.backstop.answered(&s.service, s.changed),
+                Ok(_) => self.backstop.answered(&s.service, s.changed),
                 Err(e) => {
                     warn!(service = %s.service, error = %e, "Stale redeploy failed; retrying shortly");
                     failed = true;
@@ -232,17 +299,9 @@ impl Controller {
         failed
     }
 
-    fn redeployer(&self) -> Redeployer<'_> {
-        Redeployer {
-            aws: &self.rec.aws,
-            desired: &self.manifests.desired,
-            shared: &self.shared,
-            concurrency: self.cfg.concurrency,
-        }
-    }
-
     pub async fn on_messages(&mut self, batch: Vec<Message>) {
         let scope = self.rec.aws.scope.clone();
+        let mut deployments = Vec::new();
         let received: Vec<Received> = batch
             .into_iter()
             .map(|msg| {
@@ -259,6 +318,11 @@ impl Controller {
                         debug!(message = %msg.id, reason = %why, "Event does not change a value tasks read");
                         BTreeSet::new()
                     }
+                    Parsed::Deployment(d) => {
+                        debug!(deployment = %d.deployment_id, state = ?d.state, "ECS deployment event");
+                        deployments.push(d.clone());
+                        BTreeSet::new()
+                    }
                     Parsed::Change(c) => {
                         let readers = self.index.services_for(c);
                         info!(value = %c.value, cause = %c.cause, services = ?readers, "Value changed");
@@ -273,6 +337,10 @@ impl Controller {
                 }
             })
             .collect();
+        for d in &deployments {
+            let failed = self.rollouts.on_event(&ctx!(self), d).await;
+            self.start_failed(failed);
+        }
         let actions = self.debounce.on(Input::Received(received), Instant::now());
         self.act(actions).await;
     }
@@ -305,7 +373,13 @@ impl Controller {
                 }
                 Action::Answered { service, through } => self.backstop.answered(&service, through),
                 Action::Redeploy(dues) => {
-                    let outcomes = self.redeployer().due(dues, self.unread).await;
+                    let redeployer = Redeployer {
+                        aws: &self.rec.aws,
+                        desired: &self.manifests.desired,
+                        shared: &self.shared,
+                        concurrency: self.cfg.concurrency,
+                    };
+                    let outcomes = redeployer.due(dues, self.unread, &mut self.rollouts, &ctx!(self)).await;
                     let unread = outcomes.iter().any(|(_, o)| matches!(o, Outcome::Unread { .. }));
                     self.unread = if unread { self.unread.saturating_add(1) } else { 0 };
                     todo.extend(self.debounce.on(Input::Done(outcomes), Instant::now()));

@@ -38,6 +38,9 @@ pub enum Input {
 pub enum Outcome {
     /// A forced deployment started.
     Deployed,
+    /// A forced deployment waits for a rollout slot: as good as started (the
+    /// rollouts room starts it; the stale backstop covers a crash before).
+    Queued,
     /// The newest deployment, started at `start`, already serves every change.
     Fresh { start: f64 },
     /// Its deployment controller is not ECS: reported on its status, not retried.
@@ -196,6 +199,12 @@ impl Debouncer {
                     delete.push(r.receipt);
                     continue;
                 }
+                // Read by the rollout tracker before it gets here; nothing to redeploy.
+                Parsed::Deployment(_) => {
+                    actions.push(Action::Count("deployment"));
+                    delete.push(r.receipt);
+                    continue;
+                }
                 Parsed::Change(c) => c,
             };
             let event_id = r.event.id.unwrap_or_else(|| r.receipt.id.clone());
@@ -279,6 +288,10 @@ impl Debouncer {
             }
             Outcome::Unsupported => {
                 actions.push(Action::Count("unsupported_service"));
+                None
+            }
+            Outcome::Queued => {
+                actions.push(Action::Count("queued"));
                 None
             }
             Outcome::Deployed | Outcome::Gone => None,

@@ -10,8 +10,10 @@
 //! selects and dispatches); `controller` carries each input to the rooms and
 //! their actions out; `debounce` (pure) decides redeploys and
 //! acknowledgements; `holds` (pure) is the error policy; `backstop` (pure)
-//! finds stale services; `redeploy` forces deployments; `reload` watches the
-//! manifests; `status` is the board `http` serves.
+//! finds stale services; `redeploy` decides rotation redeploys; `rollouts`
+//! starts them (within `--max-parallel-rollouts`) and follows every
+//! deployment to its end; `reload` watches the manifests; `status` is the
+//! board `http` serves.
 
 mod backstop;
 mod controller;
@@ -20,12 +22,13 @@ mod holds;
 mod http;
 mod redeploy;
 mod reload;
+mod rollouts;
 pub mod status;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use backon::Retryable;
 use tokio::sync::{mpsc, watch};
@@ -68,12 +71,15 @@ pub struct RunConfig {
     /// An object whose writes failed terminally is not retried for this long
     /// (unless what it would write changes).
     pub terminal_retry: Duration,
+    /// A rollout not ended within this is reported timed out.
+    pub rollout_timeout: Duration,
+    /// Deployments in progress at once, at most (the rest wait in order).
+    pub max_parallel_rollouts: usize,
+    pub notify: crate::notify::Sinks,
 }
 
 /// Wall-clock seconds since the epoch (event and deployment times are on it).
-pub(crate) fn now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or_default()
-}
+pub(crate) use crate::follow::now;
 
 /// Runs until SIGTERM/SIGINT; returns once in-flight work is finished.
 pub async fn run(cfg: RunConfig, metrics: Arc<Metrics>, limits: crate::aws::limit::RateLimits) -> anyhow::Result<()> {
@@ -115,7 +121,8 @@ pub async fn run(cfg: RunConfig, metrics: Arc<Metrics>, limits: crate::aws::limi
         info!(queue = %q.url, "Listening for rotation events");
     }
 
-    let mut ctl = Controller::new(cfg, aws, shared.clone(), queue);
+    let notifier = crate::notify::Notifier::start(cfg.notify.clone(), aws.clone(), shared.metrics.clone());
+    let mut ctl = Controller::new(cfg, aws, shared.clone(), queue, notifier);
     ctl.start().await;
 
     let mut stop = stop_rx.clone();
@@ -124,7 +131,7 @@ pub async fn run(cfg: RunConfig, metrics: Arc<Metrics>, limits: crate::aws::limi
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut watch_tick = tokio::time::interval(Duration::from_millis(500));
     loop {
-        let (flush_at, retry_at) = (ctl.next_due(), ctl.retry_at());
+        let (flush_at, retry_at, rollout_at) = (ctl.next_due(), ctl.retry_at(), ctl.rollout_wake());
         tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => break,
@@ -133,6 +140,7 @@ pub async fn run(cfg: RunConfig, metrics: Arc<Metrics>, limits: crate::aws::limi
             _ = watch_tick.tick() => ctl.on_watch_tick().await,
             _ = resync.tick() => ctl.pass("resync").await,
             _ = sleep_until(retry_at), if retry_at.is_some() => ctl.pass("retry").await,
+            _ = sleep_until(rollout_at), if rollout_at.is_some() => ctl.on_rollout_wake().await,
         }
     }
     ctl.shutdown().await;

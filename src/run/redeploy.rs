@@ -1,7 +1,7 @@
-//! Carrying out redeploys: the services whose debounce window closed (read
-//! in batches of ten, then redeployed unless their newest deployment already
-//! serves the changes) and the stale backstop's. Each becomes one forced
-//! deployment, recorded on the status board and in the metrics.
+//! Deciding the redeploys of the services whose debounce window closed: read
+//! in batches of ten, each is redeployed unless its newest deployment already
+//! serves the changes. The redeploy itself goes to the rollouts room, which
+//! starts it now or when a rollout slot frees up, and follows it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,13 +9,15 @@ use tracing::{info, warn};
 
 use super::debounce::{Due, Outcome};
 use super::now;
-use super::status::{Redeploy, Shared, Verdict};
+use super::rollouts::{Ctx, Requested, Rollouts, waiting};
+use super::status::{Shared, Verdict};
+use crate::aws::Aws;
 use crate::aws::retry::Backoff;
-use crate::aws::{Aws, AwsError};
-use crate::events::{ChangedValue, ValueChange, format_rfc3339, needs_last_change, serves_event, started_after};
-use crate::metrics::{ReasonLabels, ResultLabels};
+use crate::events::{ChangedValue, ValueChange, needs_last_change, serves_event, started_after};
+use crate::metrics::ResultLabels;
 use crate::model::{Desired, Kind, ObjectKey};
 use crate::reason::Reason;
+use crate::rollout::Trigger;
 
 pub struct Redeployer<'a> {
     pub aws: &'a Aws,
@@ -27,7 +29,13 @@ pub struct Redeployer<'a> {
 impl Redeployer<'_> {
     /// Redeploys every due service unless it is already fresh. `unread` counts
     /// consecutive failures to read the services (for the retry delay).
-    pub async fn due(&self, dues: Vec<Due>, unread: u32) -> Vec<(String, Outcome)> {
+    pub async fn due(
+        &self,
+        dues: Vec<Due>,
+        unread: u32,
+        rollouts: &mut Rollouts,
+        ctx: &Ctx<'_>,
+    ) -> Vec<(String, Outcome)> {
         let defs: Vec<_> = dues.iter().filter_map(|d| self.desired.services.get(&d.service)).collect();
         let observed = match crate::aws::observe::describe_services(
             self.aws,
@@ -45,7 +53,7 @@ impl Redeployer<'_> {
         let mut last_changes = BTreeMap::new();
         let mut outcomes = Vec::new();
         for due in dues {
-            let outcome = self.one(&due, &observed, &mut last_changes).await;
+            let outcome = self.one(&due, &observed, &mut last_changes, rollouts, ctx).await;
             outcomes.push((due.service, outcome));
         }
         outcomes
@@ -56,6 +64,8 @@ impl Redeployer<'_> {
         due: &Due,
         observed: &BTreeMap<(String, String), crate::observed::ObservedService>,
         last_changes: &mut BTreeMap<ChangedValue, Option<f64>>,
+        rollouts: &mut Rollouts,
+        ctx: &Ctx<'_>,
     ) -> Outcome {
         let Some(def) = self.desired.services.get(&due.service) else { return Outcome::Gone };
         let Some(svc) = observed.get(&(def.cluster.clone(), def.service_name.clone())) else {
@@ -80,8 +90,24 @@ impl Redeployer<'_> {
         }
         let causes: BTreeSet<String> = due.changes.iter().map(|c| format!("{} ({})", c.value, c.cause)).collect();
         let trigger = causes.into_iter().collect::<Vec<_>>().join(", ");
-        match self.force(&due.service, svc.primary_deployment(), "rotation", &trigger).await {
-            Ok(()) => Outcome::Deployed,
+        // One value change is one wave: the services redeployed for it.
+        let mut wave: Vec<String> = due
+            .changes
+            .iter()
+            .map(|c| format!("{}@{}", c.value, c.at.map_or_else(|| "?".into(), |t| t.to_string())))
+            .collect();
+        wave.sort();
+        wave.dedup();
+        let w = waiting(
+            &due.service,
+            Trigger::Rotation,
+            trigger,
+            svc.primary_deployment().map(str::to_string),
+            wave.join(","),
+        );
+        match rollouts.request(ctx, w).await {
+            Ok(Requested::Started) => Outcome::Deployed,
+            Ok(Requested::Queued) => Outcome::Queued,
             Err(e) => {
                 warn!(service = %due.service, error = %e, "Redeploy failed");
                 self.count_failure();
@@ -118,32 +144,6 @@ impl Redeployer<'_> {
             }
         }
         at.iter().all(|(t, v)| serves_event(start, *t, last_changes.get(*v).copied().flatten()))
-    }
-
-    /// Forces a new deployment. `before` is the PRIMARY deployment observed
-    /// before, so a lost answer never turns into a second deployment.
-    pub async fn force(
-        &self,
-        service: &str,
-        before: Option<&str>,
-        reason: &'static str,
-        trigger: &str,
-    ) -> Result<(), AwsError> {
-        let Some(def) = self.desired.services.get(service) else { return Ok(()) };
-        let deployment =
-            crate::aws::write::force_new_deployment(self.aws, &def.cluster, &def.service_name, before).await?;
-        self.shared.metrics.redeploys.get_or_create(&ReasonLabels { reason: reason.into() }).inc();
-        let mut board = self.shared.board();
-        let st = board.object(&ObjectKey::new(Kind::Service, service), now());
-        st.redeploys += 1;
-        st.last_redeploy = Some(Redeploy {
-            at: format_rfc3339(now()),
-            reason,
-            trigger: trigger.to_string(),
-            deployment_id: deployment.clone(),
-        });
-        info!(service = %service, reason, trigger = %trigger, deployment = deployment.as_deref().unwrap_or("?"), "Forced a new deployment");
-        Ok(())
     }
 
     fn count_failure(&self) {

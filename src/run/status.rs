@@ -19,11 +19,19 @@ use crate::metrics::Metrics;
 use crate::model::{Kind, ObjectKey};
 use crate::plan::{ObjectPlan, ProblemKind};
 use crate::reason::{Failure, Reason};
+use crate::rollout::diagnose::Diagnosis;
+use crate::rollout::tracker::Waiting;
+use crate::rollout::{Ended, Outcome, Progress, Started, Trigger};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum ConditionType {
     Ready,
     Synced,
+    /// Services: the last deployment secretwire started is progressing or
+    /// completed (True), or failed, rolled back or timed out (False).
+    Progressing,
+    /// Services: the last rollout failed, or a redeploy is held by a stopped wave.
+    Degraded,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -108,6 +116,23 @@ pub struct Redeploy {
     pub deployment_id: Option<String>,
 }
 
+/// The last deployment secretwire started for a service, and how it went.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutRecord {
+    pub deployment_id: String,
+    pub trigger: Trigger,
+    pub detail: String,
+    pub started: String,
+    pub ended: Option<String>,
+    pub outcome: Option<Outcome>,
+    /// ECS's `rolloutStateReason` at the end.
+    pub reason: Option<String>,
+    /// Why it failed, in the product's terms (failed rollouts only).
+    pub diagnosis: Option<Diagnosis>,
+    pub progress: Progress,
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectStatus {
@@ -117,6 +142,8 @@ pub struct ObjectStatus {
     pub last_applied_revision: Option<String>,
     pub last_redeploy: Option<Redeploy>,
     pub redeploys: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_rollout: Option<RolloutRecord>,
 }
 
 impl ObjectStatus {
@@ -128,14 +155,110 @@ impl ObjectStatus {
             message: String::new(),
             last_transition_time: format_rfc3339(now),
         };
+        let mut conditions = vec![c(ConditionType::Ready), c(ConditionType::Synced)];
+        if key.kind == Kind::Service {
+            // Always present, True or False (never Unknown): no rollout yet is a fact.
+            for kind in [ConditionType::Progressing, ConditionType::Degraded] {
+                conditions.push(Condition {
+                    status: ConditionStatus::False,
+                    reason: Reason::NoRollout,
+                    message: "no deployment started by secretwire yet".into(),
+                    ..c(kind)
+                });
+            }
+        }
         Self {
             kind: key.kind,
             name: key.name.clone(),
-            conditions: vec![c(ConditionType::Ready), c(ConditionType::Synced)],
+            conditions,
             last_applied_revision: None,
             last_redeploy: None,
             redeploys: 0,
+            last_rollout: None,
         }
+    }
+
+    pub fn condition(&self, kind: ConditionType) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.kind == kind)
+    }
+
+    /// A deployment secretwire started: Progressing=True (NewDeployment);
+    /// Degraded keeps its value until this rollout ends.
+    pub fn rollout_started(&mut self, s: &Started, now: f64) {
+        self.last_rollout = Some(RolloutRecord {
+            deployment_id: s.deployment_id.clone(),
+            trigger: s.trigger,
+            detail: s.detail.clone(),
+            started: format_rfc3339(s.at),
+            ended: None,
+            outcome: None,
+            reason: None,
+            diagnosis: None,
+            progress: Progress::default(),
+        });
+        let msg = format!("deployment {} ({}: {}) in progress", s.deployment_id, s.trigger.as_str(), s.detail);
+        self.set(ConditionType::Progressing, &Verdict::yes(Reason::NewDeployment, msg), now);
+    }
+
+    pub fn rollout_progress(&mut self, p: Progress) {
+        if let Some(r) = self.last_rollout.as_mut().filter(|r| r.outcome.is_none()) {
+            r.progress = p;
+        }
+    }
+
+    /// A rollout ended: Kubernetes Deployment style, Progressing stays True
+    /// when it completed and turns False when it failed, rolled back or timed
+    /// out; Degraded is True exactly then.
+    pub fn rollout_ended(&mut self, e: &Ended, diagnosis: Option<Diagnosis>, now: f64) {
+        if let Some(r) = self.last_rollout.as_mut().filter(|r| r.deployment_id == e.started.deployment_id) {
+            r.ended = Some(format_rfc3339(e.at));
+            r.outcome = Some(e.outcome);
+            r.reason = Some(e.reason.clone());
+            r.diagnosis.clone_from(&diagnosis);
+            r.progress = e.progress;
+        } else if e.outcome == Outcome::Superseded {
+            return;
+        }
+        let id = &e.started.deployment_id;
+        let why = diagnosis.as_ref().map_or(e.reason.clone(), |d| match &d.cause {
+            Some(c) => format!("{}; {c}", d.ecs_reason),
+            None => d.ecs_reason.clone(),
+        });
+        let (reason, ok, msg) = match e.outcome {
+            Outcome::Completed => (Reason::RolloutCompleted, true, format!("deployment {id} completed")),
+            Outcome::Failed => (Reason::RolloutFailed, false, format!("deployment {id} failed: {why}")),
+            Outcome::RolledBack => (Reason::RolledBack, false, format!("deployment {id} was rolled back: {why}")),
+            Outcome::TimedOut => (Reason::RolloutTimedOut, false, format!("deployment {id}: {why}")),
+            Outcome::Superseded => {
+                (Reason::RolloutSuperseded, true, format!("deployment {id} was replaced by a newer one"))
+            }
+        };
+        if e.outcome == Outcome::Superseded {
+            // What replaced it says how the service is; nothing to conclude here.
+            return;
+        }
+        self.set(ConditionType::Progressing, &Verdict { ok, reason, message: msg.clone() }, now);
+        let degraded = if ok { Verdict::no(reason, msg) } else { Verdict::yes(reason, msg) };
+        self.set(ConditionType::Degraded, &degraded, now);
+    }
+
+    /// A redeploy waits for a slot, or (held) its wave stopped.
+    pub fn rollout_waiting(&mut self, w: &Waiting, now: f64) {
+        match &w.held {
+            Some(why) => {
+                self.set(ConditionType::Degraded, &Verdict::yes(Reason::WaveHeld, why.clone()), now);
+            }
+            None => {
+                let msg = format!("{} redeploy ({}) waits for a rollout slot", w.trigger.as_str(), w.detail);
+                self.set(ConditionType::Progressing, &Verdict::yes(Reason::RolloutPending, msg), now);
+            }
+        }
+    }
+
+    /// Someone else's deployment replaced a failed or held one.
+    pub fn manually_deployed(&mut self, deployment: &str, now: f64) {
+        let msg = format!("deployment {deployment}, not started by secretwire, replaced the failed one");
+        self.set(ConditionType::Degraded, &Verdict::no(Reason::ManualDeployment, msg), now);
     }
 
     pub fn set(&mut self, kind: ConditionType, v: &Verdict, now: f64) {

@@ -43,7 +43,31 @@ pub struct Shape {
     /// `rolloutState`); moto reports COMPLETED at once. A deployment younger
     /// than this is answered IN_PROGRESS with no running tasks.
     pub rollout_duration: Option<Duration>,
+    /// A new task definition starts a new deployment (UpdateService reference:
+    /// "a new deployment is triggered" when the task definition changes; the
+    /// service's `deployments` gain a PRIMARY with a new id). moto keeps the
+    /// old deployment and its id, so the proxy asks moto for a new one.
+    pub new_deployment_on_update: bool,
 }
+
+/// How the deployments of one service go from now on (tests drive rollouts:
+/// moto never fails one). DescribeServices answers are rewritten as AWS
+/// documents them, and the deployment's stopped tasks are answered by
+/// ListTasks (`startedBy` = the deployment id) and DescribeTasks.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Script {
+    /// FAILED, "ECS deployment circuit breaker: tasks failed to start.", with
+    /// stopped tasks carrying this reason.
+    Fail(String),
+    /// FAILED, and the circuit breaker rolls back: a new PRIMARY whose reason
+    /// is "ECS deployment circuit breaker: rolling back to deploymentId ...".
+    RollBack(String),
+    /// IN_PROGRESS for ever, no task running.
+    Hang,
+}
+
+/// The reason ECS gives a deployment the circuit breaker failed.
+pub const BREAKER_FAILED: &str = "ECS deployment circuit breaker: tasks failed to start.";
 
 impl Shape {
     /// Everything AWS does that moto does not.
@@ -56,6 +80,21 @@ impl Shape {
             empty_first_parameter_page: true,
             millisecond_secret_dates: true,
             rollout_duration: Some(Duration::from_secs(2)),
+            new_deployment_on_update: true,
+        }
+    }
+
+    /// Nothing shaped but what rollout scripts need (a new deployment per update).
+    pub fn scripted_only() -> Self {
+        Self {
+            list_secrets_lag: None,
+            normalised_task_definitions: false,
+            full_task_definition_arns: false,
+            url_encoded_iam_documents: false,
+            empty_first_parameter_page: false,
+            millisecond_secret_dates: false,
+            rollout_duration: None,
+            new_deployment_on_update: true,
         }
     }
 }
@@ -68,6 +107,10 @@ pub struct ShapeState {
     /// The last change made through the proxy to each secret (by name and by
     /// ARN), in seconds since the epoch with their fraction.
     changed: HashMap<String, f64>,
+    /// By service name: its script and since when it holds (epoch seconds).
+    pub scripts: HashMap<String, (Script, f64)>,
+    /// Deployments a script failed: id -> (cluster, service, stopped reason).
+    failed: HashMap<String, (String, String, String)>,
 }
 
 /// The token of the empty first page that points at moto's first page.
@@ -107,9 +150,101 @@ impl Shape {
                 }
                 Before::Forward(body)
             }
+            ("ecs", "UpdateService") if self.new_deployment_on_update => {
+                let Some(mut v) = json(&body) else { return Before::Forward(body) };
+                if v["taskDefinition"].is_string() && v["forceNewDeployment"] != true {
+                    v["forceNewDeployment"] = Value::Bool(true);
+                }
+                Before::Forward(v.to_string().into_bytes())
+            }
+            ("ecs", "ListTasks") => {
+                let Some(v) = json(&body) else { return Before::Forward(body) };
+                let Some((cluster, _, _)) = v["startedBy"].as_str().and_then(|id| st.failed.get(id)) else {
+                    return Before::Forward(body);
+                };
+                let id = v["startedBy"].as_str().unwrap_or_default();
+                let arn = format!("arn:aws:ecs:us-east-1:123456789012:task/{cluster}/{}", task_id(id));
+                Before::Answer(serde_json::json!({"taskArns": [arn]}).to_string().into_bytes())
+            }
+            ("ecs", "DescribeTasks") => {
+                let Some(v) = json(&body) else { return Before::Forward(body) };
+                let asked: Vec<&str> = v["tasks"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+                let tasks: Vec<Value> = st
+                    .failed
+                    .iter()
+                    .filter_map(|(id, (cluster, service, reason))| {
+                        let arn = format!("arn:aws:ecs:us-east-1:123456789012:task/{cluster}/{}", task_id(id));
+                        asked.contains(&arn.as_str()).then(|| {
+                            serde_json::json!({
+                                "taskArn": arn, "lastStatus": "STOPPED", "desiredStatus": "STOPPED",
+                                "stopCode": "TaskFailedToStart", "stoppedReason": reason,
+                                "stoppedAt": epoch_now(), "startedBy": id, "group": format!("service:{service}"),
+                                "containers": [{"name": service, "lastStatus": "STOPPED"}]
+                            })
+                        })
+                    })
+                    .collect();
+                if tasks.is_empty() {
+                    return Before::Forward(body);
+                }
+                Before::Answer(serde_json::json!({"tasks": tasks, "failures": []}).to_string().into_bytes())
+            }
             _ => Before::Forward(body),
         }
     }
+
+    /// Applies the rollout scripts to a DescribeServices answer.
+    fn script(&self, st: &mut ShapeState, body: Vec<u8>) -> Vec<u8> {
+        if st.scripts.is_empty() {
+            return body;
+        }
+        let Some(mut v) = json(&body) else { return body };
+        for s in v.get_mut("services").and_then(Value::as_array_mut).into_iter().flatten() {
+            let name = s["serviceName"].as_str().unwrap_or_default().to_string();
+            let Some((script, since)) = st.scripts.get(&name).cloned() else { continue };
+            let cluster = s["clusterArn"].as_str().and_then(|c| c.rsplit('/').next()).unwrap_or("default").to_string();
+            let Some(list) = s.get_mut("deployments").and_then(Value::as_array_mut) else { continue };
+            let mut rollback = None;
+            for d in list.iter_mut().filter(|d| d["createdAt"].as_f64().is_some_and(|t| t >= since.floor())) {
+                let id = d["id"].as_str().unwrap_or_default().to_string();
+                match &script {
+                    Script::Hang => {
+                        d["rolloutState"] = Value::from("IN_PROGRESS");
+                        d["rolloutStateReason"] = Value::from(format!("ECS deployment {id} in progress."));
+                        d["runningCount"] = Value::from(0);
+                    }
+                    Script::Fail(reason) | Script::RollBack(reason) => {
+                        d["rolloutState"] = Value::from("FAILED");
+                        d["rolloutStateReason"] = Value::from(BREAKER_FAILED);
+                        d["runningCount"] = Value::from(0);
+                        d["failedTasks"] = Value::from(3);
+                        st.failed.insert(id.clone(), (cluster.clone(), name.clone(), reason.clone()));
+                        if matches!(script, Script::RollBack(_)) {
+                            d["status"] = Value::from("ACTIVE");
+                            let mut back = d.clone();
+                            back["id"] = Value::from(format!("ecs-svc/9{}", task_id(&id)));
+                            back["status"] = Value::from("PRIMARY");
+                            back["rolloutState"] = Value::from("IN_PROGRESS");
+                            back["rolloutStateReason"] = Value::from(
+                                "ECS deployment circuit breaker: rolling back to deploymentId ecs-svc/1111111111111111111.",
+                            );
+                            back["failedTasks"] = Value::from(0);
+                            rollback = Some(back);
+                        }
+                    }
+                }
+            }
+            if let Some(back) = rollback {
+                list.insert(0, back);
+            }
+        }
+        v.to_string().into_bytes()
+    }
+}
+
+/// A task id made from a deployment id (digits only, as ECS's are hex).
+fn task_id(deployment: &str) -> String {
+    deployment.chars().filter(char::is_ascii_alphanumeric).collect::<String>().to_lowercase()
 }
 
 fn epoch_now() -> f64 {
@@ -130,6 +265,18 @@ impl Shape {
     /// Rewrites one successful answer of `service`/`operation` (`region` from
     /// the request's credential scope). Bodies it does not understand pass as they are.
     pub fn rewrite(&self, st: &mut ShapeState, service: &str, operation: &str, region: &str, body: Vec<u8>) -> Vec<u8> {
+        let body = self.rewrite_shape(st, service, operation, region, body);
+        if (service, operation) == ("ecs", "DescribeServices") { self.script(st, body) } else { body }
+    }
+
+    fn rewrite_shape(
+        &self,
+        st: &mut ShapeState,
+        service: &str,
+        operation: &str,
+        region: &str,
+        body: Vec<u8>,
+    ) -> Vec<u8> {
         match (service, operation) {
             ("secretsmanager", "CreateSecret") => {
                 if let Some(v) = json(&body)

@@ -137,6 +137,18 @@ impl FaultProxy {
         Self { url: format!("http://{addr}"), state, stop: Some(stop_tx) }
     }
 
+    /// From now on, the deployments of `service` go as `script` says (needs a shaped proxy).
+    pub fn script(&self, service: &str, script: crate::awsshape::Script) {
+        assert!(self.state.shape.is_some(), "rollout scripts need a shaped proxy");
+        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+        self.state.shape_state.lock().unwrap().scripts.insert(service.to_string(), (script, since));
+    }
+
+    /// The deployments of `service` go as moto (or the shape) says again.
+    pub fn unscript(&self, service: &str) {
+        self.state.shape_state.lock().unwrap().scripts.remove(service);
+    }
+
     pub fn calls(&self) -> Vec<Call> {
         self.state.calls.lock().unwrap().clone()
     }

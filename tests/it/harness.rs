@@ -35,6 +35,9 @@ impl Moto {
         let mut child = Command::new(bin)
             .args(["-H", "127.0.0.1", "-p", "0"])
             .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+            // The demo's services (desiredCount 2) start with their tasks running, so
+            // their deployments are COMPLETED; moto never advances one by itself.
+            .env("MOTO_ECS_SERVICE_RUNNING", "2")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -483,4 +486,23 @@ pub async fn rolled_out_example() -> (Moto, tempfile::TempDir, aws_config::SdkCo
     applied_and_rolled_out(&moto, &repo).await;
     let sdk = moto.sdk().await;
     (moto, repo, sdk)
+}
+
+/// Every value of the demo (read back from moto, the truth), JSON fields of
+/// secrets included: what no output, log or status may ever contain.
+pub async fn generated_values(sdk: &aws_config::SdkConfig) -> Vec<String> {
+    let sm = aws_sdk_secretsmanager::Client::new(sdk);
+    let ssm = aws_sdk_ssm::Client::new(sdk);
+    let mut values: Vec<String> = vec!["registry-pass-7Zq9w".into()];
+    for name in ["web/api", "web/splunk-token", "registry/dockerhub"] {
+        let v = sm.get_secret_value().secret_id(name).send().await.unwrap().secret_string.unwrap();
+        if let Ok(serde_json::Value::Object(m)) = serde_json::from_str::<serde_json::Value>(&v) {
+            values.extend(m.values().filter_map(|x| x.as_str()).filter(|s| s.len() >= 12).map(str::to_string));
+        }
+        values.push(v);
+    }
+    let p = ssm.get_parameter().name("/web/database-password").with_decryption(true).send().await.unwrap();
+    values.push(p.parameter.unwrap().value.unwrap());
+    assert!(values.len() >= 6);
+    values
 }

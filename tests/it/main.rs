@@ -10,4 +10,5 @@ mod faultproxy;
 mod faults;
 mod harness;
 mod policylint;
+mod rollouts;
 mod run;

@@ -335,6 +335,8 @@ const NOT_EXERCISED: &[(&str, &str)] = &[
     ("secretsmanager:DescribeSecret", "referenced secrets not declared here; a lost CreateSecret answer (faults)"),
     ("secretsmanager:UpdateSecret", "a declared description or key changed (apply::…)"),
     ("sqs:ChangeMessageVisibility", "held messages returned on SIGTERM (run::sigterm_…)"),
+    ("ecs:ListTasks", "a failed rollout's stopped tasks (rollouts::a_failed_rotation_rollout_…)"),
+    ("ecs:DescribeTasks", "a failed rollout's stopped tasks (rollouts::a_failed_rotation_rollout_…)"),
 ];
 
 /// Drift that the next apply repairs, so the repair calls are sent too.
@@ -659,7 +661,7 @@ async fn the_event_plumbing_allows_delivery_before_targets_exist_and_keeps_undel
     let dlq_arn = attr(dlq_url.clone(), aws_sdk_sqs::types::QueueAttributeName::QueueArn).await;
     let events = aws_sdk_eventbridge::Client::new(&sdk);
     let mut rule_arns = Vec::new();
-    for suffix in ["secretsmanager", "ssm"] {
+    for suffix in ["secretsmanager", "ssm", "deployments"] {
         let rule = format!("secretwire-default-{suffix}");
         let targets = events.list_targets_by_rule().rule(&rule).send().await.unwrap();
         let t = &targets.targets()[0];

@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// Service events kept per service: enough to explain a failed rollout.
+const SERVICE_EVENTS_KEPT: usize = 10;
+
 /// DescribeServices for `(cluster, service)` pairs, ten per call.
 pub async fn describe_services<'a>(
     aws: &Aws,
@@ -47,6 +50,12 @@ pub async fn describe_services<'a>(
                         status: d.status().unwrap_or_default().to_string(),
                         task_definition: d.task_definition().unwrap_or_default().to_string(),
                         created_at: d.created_at().map(|t| t.as_secs_f64()),
+                        rollout_state: d.rollout_state().map(|r| r.as_str().to_string()),
+                        rollout_state_reason: d.rollout_state_reason().map(str::to_string),
+                        desired_count: d.desired_count(),
+                        running_count: d.running_count(),
+                        pending_count: d.pending_count(),
+                        failed_tasks: d.failed_tasks(),
                     })
                     .collect();
                 out.insert(
@@ -65,6 +74,17 @@ pub async fn describe_services<'a>(
                             .iter()
                             .find(|t| t.key() == Some(TAG_APPLIED))
                             .and_then(|t| t.value().map(str::to_string)),
+                        events: s
+                            .events()
+                            .iter()
+                            .take(SERVICE_EVENTS_KEPT)
+                            .map(|e| {
+                                (
+                                    e.created_at().map(|t| t.as_secs_f64()).unwrap_or_default(),
+                                    e.message().unwrap_or_default().to_string(),
+                                )
+                            })
+                            .collect(),
                     },
                 );
             }

@@ -23,6 +23,7 @@ mod ecs;
 mod keys;
 mod roles;
 mod stores;
+mod tasks;
 
 pub use ecs::{describe_services, newest_revisions, running_revisions};
 use keys::keys;
@@ -30,6 +31,7 @@ pub use roles::read_role;
 use roles::roles;
 pub use stores::last_change_times;
 use stores::{parameters, secrets};
+pub use tasks::stopped_tasks;
 
 /// Task definition revisions by ARN, shared across passes.
 pub type RevisionCache = Arc<Mutex<HashMap<String, Arc<Revision>>>>;

@@ -1,0 +1,300 @@
+//! Rollouts followed to their end: moto never advances or fails a
+//! deployment, so the proxy drives them (`awsshape::Script`: DescribeServices
+//! answers rewritten as AWS documents a failure or a circuit-breaker
+//! rollback, and the failed deployment's stopped tasks answered), and ECS
+//! deployment events are put on the bus as ECS sends them.
+
+use std::time::{Duration, Instant};
+
+use crate::awsshape::{BREAKER_FAILED, Script, Shape};
+use crate::faultproxy::FaultProxy;
+use crate::harness::*;
+
+const QUEUE: &str = "secretwire-default-events";
+
+macro_rules! eventually {
+    ($what:expr, $secs:expr, $run:expr, $cond:expr) => {{
+        let end = Instant::now() + Duration::from_secs($secs);
+        loop {
+            if $cond {
+                break;
+            }
+            assert!(Instant::now() < end, "timed out waiting for {}\n--- log\n{}", $what, $run.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }};
+}
+
+/// A proxy that can script rollouts (and shapes everything else as AWS does in that mode).
+fn scripting_proxy(moto: &Moto) -> FaultProxy {
+    let shape = if aws_shape_mode() { Shape::aws() } else { Shape::scripted_only() };
+    FaultProxy::start_shaped(&moto.url, Default::default(), 0, Some(shape))
+}
+
+fn run_through(moto: &Moto, proxy: &FaultProxy, repo: &tempfile::TempDir, args: &[&str]) -> Running {
+    let mut cmd = moto.command();
+    cmd.env("AWS_ENDPOINT_URL", &proxy.url);
+    let run = start_run_with(cmd, repo.path(), args);
+    run.wait_ready();
+    run
+}
+
+fn condition(status: &serde_json::Value, service: &str, kind: &str) -> (String, String, String) {
+    let c = status["objects"][format!("Service/{service}")]["conditions"]
+        .as_array()
+        .and_then(|l| l.iter().find(|c| c["type"] == kind).cloned())
+        .unwrap_or_default();
+    let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+    (s("status"), s("reason"), s("message"))
+}
+
+fn last_rollout(run: &Running, service: &str) -> serde_json::Value {
+    run.status()["objects"][format!("Service/{service}")]["lastRollout"].clone()
+}
+
+/// An "ECS Deployment State Change" event as ECS sends it (ECS developer guide example).
+async fn deployment_event(sdk: &aws_config::SdkConfig, service: &str, deployment: &str, name: &str, reason: &str) {
+    let ev = aws_sdk_eventbridge::Client::new(sdk);
+    let detail = serde_json::json!({"eventType": if name.ends_with("FAILED") { "ERROR" } else { "INFO" },
+        "eventName": name, "deploymentId": deployment, "updatedAt": rfc3339_now(), "reason": reason});
+    let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+        .source("aws.ecs")
+        .detail_type("ECS Deployment State Change")
+        .resources(format!("arn:aws:ecs:us-east-1:123456789012:service/prod/{service}"))
+        .detail(detail.to_string())
+        .build();
+    let out = ev.put_events().entries(entry).send().await.unwrap();
+    assert_eq!(out.failed_entry_count(), 0);
+}
+
+/// ECS's reason for a task whose execution role may not read `secret` (public reports of it, e.g.
+/// the ones quoted in the diagnosis unit tests); the role named is not the service's.
+fn denied(secret_arn: &str) -> String {
+    DENIED.replace("arn:aws:secretsmanager:us-east-1:123456789012:secret:web/api-AbCdEf", secret_arn)
+}
+
+const DENIED: &str = "ResourceInitializationError: unable to pull secrets or registry auth: execution resource \
+    retrieval failed: unable to retrieve secret from asm: service call has been retried 1 time(s): failed to fetch \
+    secret arn:aws:secretsmanager:us-east-1:123456789012:secret:web/api-AbCdEf from secrets manager: \
+    AccessDeniedException: User: arn:aws:sts::123456789012:assumed-role/ecsTaskExecutionRole/4b1d is not authorized \
+    to perform: secretsmanager:GetSecretValue on resource: arn:aws:secretsmanager:us-east-1:123456789012:secret:web/api-AbCdEf";
+
+#[tokio::test]
+async fn a_rotation_rollout_is_followed_to_completion_by_its_ecs_event_and_without_one() {
+    let (moto, repo, sdk) = rolled_out_example().await;
+    let proxy = scripting_proxy(&moto);
+    let run = run_through(&moto, &proxy, &repo, &["--debounce", "0s"]);
+    assert_eq!(condition(&run.status(), "web", "Progressing").1, "NoRollout");
+    assert_eq!(run.metric("secretwire_rollouts_in_progress"), 0.0);
+
+    // The ECS event ends it as soon as it arrives.
+    proxy.script("web", Script::Hang);
+    publish_rotation(&sdk, &secret_arn(&sdk, "web/api").await).await;
+    eventually!("web's redeploy", 30, run, run.redeploys("web") == 1);
+    let id = last_rollout(&run, "web")["deploymentId"].as_str().unwrap().to_string();
+    assert_eq!(id, deployment_id(&sdk, "web").await);
+    let (status, reason, _) = condition(&run.status(), "web", "Progressing");
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "NewDeployment"));
+    assert_eq!(run.metric("secretwire_rollouts_in_progress"), 1.0);
+    deployment_event(&sdk, "web", &id, "SERVICE_DEPLOYMENT_COMPLETED", &format!("ECS deployment {id} completed."))
+        .await;
+    eventually!("the completed rollout", 30, run, last_rollout(&run, "web")["outcome"] == "Completed");
+    let (status, reason, _) = condition(&run.status(), "web", "Progressing");
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "RolloutCompleted"));
+    assert_eq!(condition(&run.status(), "web", "Degraded").0, "False");
+    assert_eq!(run.metric("secretwire_rollouts_total{outcome=\"completed\"}"), 1.0);
+    assert_eq!(run.metric("secretwire_rollout_duration_seconds_count"), 1.0);
+    assert_eq!(run.metric("secretwire_rollouts_in_progress"), 0.0);
+    assert_eq!(run.metric("secretwire_events_total{outcome=\"deployment\"}"), 1.0);
+
+    // A lost event: the backstop read (DescribeServices, first 5 s after the start) finds the end.
+    proxy.unscript("web");
+    publish_rotation(&sdk, &secret_arn(&sdk, "web/api").await).await;
+    eventually!("the second redeploy", 30, run, run.redeploys("web") == 2);
+    let second = last_rollout(&run, "web")["deploymentId"].as_str().unwrap().to_string();
+    assert_ne!(second, id);
+    eventually!(
+        "the second rollout, read without an event",
+        60,
+        run,
+        last_rollout(&run, "web")["outcome"] == "Completed"
+    );
+    assert_eq!(run.metric("secretwire_rollouts_total{outcome=\"completed\"}"), 2.0);
+    assert_eq!(queue_depth(&sdk, QUEUE).await, 0);
+    // No rollout open: no more DescribeServices than the passes make.
+    let reads = || run.metric("secretwire_aws_calls_total{service=\"ECS\",operation=\"DescribeServices\"}");
+    let before = reads();
+    tick_past_a_second();
+    tick_past_a_second();
+    assert_eq!(reads(), before, "nothing read while no rollout is open and no pass runs:\n{}", run.log());
+}
+
+#[tokio::test]
+async fn a_failed_rotation_rollout_is_degraded_explained_and_not_retried() {
+    let (moto, repo, sdk) = rolled_out_example().await;
+    let proxy = scripting_proxy(&moto);
+    let run = run_through(&moto, &proxy, &repo, &["--debounce", "0s", "--resync-interval", "2s"]);
+    let ecs_reason = denied(&secret_arn(&sdk, "web/api").await);
+    proxy.script("web", Script::Fail(ecs_reason.clone()));
+    publish_rotation(&sdk, &secret_arn(&sdk, "web/api").await).await;
+    eventually!("the failed rollout", 60, run, last_rollout(&run, "web")["outcome"] == "Failed");
+    let status = run.status();
+    let (degraded, reason, message) = condition(&status, "web", "Degraded");
+    assert_eq!((degraded.as_str(), reason.as_str()), ("True", "RolloutFailed"), "{message}");
+    assert!(message.contains("ResourceInitializationError"), "{message}");
+    let (progressing, reason, _) = condition(&status, "web", "Progressing");
+    assert_eq!((progressing.as_str(), reason.as_str()), ("False", "RolloutFailed"));
+    let r = last_rollout(&run, "web");
+    assert_eq!(r["reason"], BREAKER_FAILED);
+    assert_eq!(r["diagnosis"]["ecsReason"], ecs_reason);
+    let facts: Vec<&str> = r["diagnosis"]["facts"].as_array().unwrap().iter().filter_map(|f| f.as_str()).collect();
+    assert!(facts.contains(&"containerDefinitions[web].secrets[API_USER] reads secret web/api"), "{facts:?}");
+    assert!(facts.contains(&"web-execution grants secretsmanager:GetSecretValue on it"), "{facts:?}");
+    assert!(
+        r["diagnosis"]["cause"].as_str().unwrap().starts_with("wrong role: the task ran as ecsTaskExecutionRole"),
+        "{r}"
+    );
+    assert_eq!(run.metric("secretwire_rollouts_total{outcome=\"failed\"}"), 1.0);
+    assert_eq!(run.metric("secretwire_rollout_duration_seconds_count"), 1.0);
+    assert!(run.log().contains("Rollout failed"), "{}", run.log());
+    // Its stopped tasks were read once, by the calls `secretwire policy` grants for it.
+    let reads = |op: &str| proxy.calls().iter().filter(|c| c.service == "ecs" && c.operation == op).count();
+    assert_eq!((reads("ListTasks"), reads("DescribeTasks")), (1, 1));
+    let dir = repo.path().display().to_string();
+    let policy = moto.secretwire(&["policy", "-m", &dir], &[]);
+    for action in ["ecs:ListTasks", "ecs:DescribeTasks"] {
+        assert!(policy.stdout.contains(action), "{action} in {}", policy.stdout);
+    }
+    // No storm: the message is gone, passes come and go, no second deployment.
+    eventually!("the message to be deleted", 30, run, queue_depth(&sdk, QUEUE).await == 0);
+    run.wait_passes(2);
+    assert_eq!(proxy.deployments_started("web"), 1, "a failed rollout is not retried in a loop:\n{}", run.log());
+    assert_eq!(condition(&run.status(), "web", "Degraded").0, "True");
+    // A manual deployment clears it.
+    proxy.unscript("web");
+    force_deployment(&sdk, "web").await;
+    run.wait_for("Degraded to clear", Duration::from_secs(30), |r| {
+        condition(&r.status(), "web", "Degraded").1 == "ManualDeployment"
+    });
+    assert_eq!(condition(&run.status(), "web", "Degraded").0, "False");
+    // Nothing in the status, the log or the metrics carries a value.
+    let values = generated_values(&sdk).await;
+    let everything = format!("{}{}{}", run.get("/status").1, run.get("/metrics").1, run.log());
+    for v in &values {
+        assert!(!everything.contains(v.as_str()), "a value leaked");
+    }
+}
+
+#[tokio::test]
+async fn a_circuit_breaker_rollback_is_reported_as_rolled_back_at_the_failed_event() {
+    let (moto, repo, sdk) = rolled_out_example().await;
+    let proxy = scripting_proxy(&moto);
+    let run = run_through(&moto, &proxy, &repo, &["--debounce", "0s"]);
+    proxy.script("web", Script::RollBack(DENIED.into()));
+    publish_rotation(&sdk, &secret_arn(&sdk, "web/api").await).await;
+    eventually!("web's redeploy", 30, run, run.redeploys("web") == 1);
+    let id = last_rollout(&run, "web")["deploymentId"].as_str().unwrap().to_string();
+    deployment_event(
+        &sdk,
+        "web",
+        &id,
+        "SERVICE_DEPLOYMENT_FAILED",
+        "ECS deployment circuit breaker: task failed to start.",
+    )
+    .await;
+    eventually!("the rollback", 30, run, last_rollout(&run, "web")["outcome"] == "RolledBack");
+    assert_eq!(condition(&run.status(), "web", "Degraded").1, "RolledBack");
+    assert_eq!(run.metric("secretwire_rollouts_total{outcome=\"rolled_back\"}"), 1.0);
+}
+
+#[tokio::test]
+async fn a_rollout_that_never_ends_times_out() {
+    let (moto, repo, sdk) = rolled_out_example().await;
+    let proxy = scripting_proxy(&moto);
+    let run = run_through(&moto, &proxy, &repo, &["--debounce", "0s", "--rollout-timeout", "3s"]);
+    proxy.script("web", Script::Hang);
+    publish_rotation(&sdk, &secret_arn(&sdk, "web/api").await).await;
+    eventually!("the timeout", 30, run, last_rollout(&run, "web")["outcome"] == "TimedOut");
+    let (degraded, reason, message) = condition(&run.status(), "web", "Degraded");
+    assert_eq!((degraded.as_str(), reason.as_str()), ("True", "RolloutTimedOut"));
+    assert!(message.contains("not ended within 3 s"), "{message}");
+    assert_eq!(run.metric("secretwire_rollouts_total{outcome=\"timed_out\"}"), 1.0);
+}
+
+#[tokio::test]
+async fn a_shared_value_rolls_out_in_waves_and_a_failed_first_rollout_holds_the_rest() {
+    let (moto, repo, sdk) = rolled_out_example().await;
+    let proxy = scripting_proxy(&moto);
+    let run = run_through(&moto, &proxy, &repo, &["--debounce", "0s", "--max-parallel-rollouts", "1"]);
+    // web and worker both read /web/database-password; web goes first (in order), and fails.
+    proxy.script("web", Script::Fail(DENIED.into()));
+    put_event(
+        &sdk,
+        "aws.ssm",
+        "Parameter Store Change",
+        serde_json::json!({"operation": "Update", "name": "/web/database-password", "type": "SecureString"}),
+    )
+    .await;
+    eventually!("web's redeploy", 30, run, run.redeploys("web") == 1);
+    let (progressing, reason, _) = condition(&run.status(), "worker", "Progressing");
+    assert_eq!((progressing.as_str(), reason.as_str()), ("True", "RolloutPending"), "worker waits for the slot");
+    eventually!("web's failure", 60, run, last_rollout(&run, "web")["outcome"] == "Failed");
+    eventually!("worker to be held", 10, run, condition(&run.status(), "worker", "Degraded").1 == "WaveHeld");
+    assert_eq!(proxy.deployments_started("worker"), 0, "the rest of the wave is not broken too");
+    // A new change of the value releases it (a new wave); worker's rollout is moto's and completes.
+    proxy.unscript("web");
+    tick_past_a_second();
+    put_event(
+        &sdk,
+        "aws.ssm",
+        "Parameter Store Change",
+        serde_json::json!({"operation": "Update", "name": "/web/database-password", "type": "SecureString"}),
+    )
+    .await;
+    eventually!("both redeployed for the new change", 60, run, proxy.deployments_started("worker") == 1);
+}
+
+#[tokio::test]
+async fn apply_wait_exits_1_with_the_failed_service_its_reason_and_the_diagnosis() {
+    let moto = Moto::start();
+    moto.bootstrap();
+    let repo = example_repo();
+    let proxy = scripting_proxy(&moto);
+    let dir = repo.path().display().to_string();
+    let mut cmd = moto.command();
+    cmd.env("AWS_ENDPOINT_URL", &proxy.url);
+    for (k, v) in demo_env() {
+        cmd.env(k, v);
+    }
+    proxy.script("worker", Script::Fail(DENIED.replace("web/api", "registry/dockerhub")));
+    let out = Run::from(cmd.args(["apply", "-m", &dir, "--wait", "--timeout", "60s"]).output().unwrap());
+    assert_eq!(
+        out.code, 1,
+        "{}
+{}",
+        out.stdout, out.stderr
+    );
+    assert!(out.stdout.contains("✓ web: rollout completed"), "{}", out.stdout);
+    assert!(out.stdout.contains("✗ worker: rollout failed"), "{}", out.stdout);
+    assert!(out.stdout.contains("    ECS: ResourceInitializationError"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("    - containerDefinitions[worker].repositoryCredentials reads secret registry/dockerhub"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("Rollouts: 2 followed, 1 failed."), "{}", out.stdout);
+    // Plain lines, not a live line, when stderr is not a terminal.
+    assert!(!out.stderr.contains('\r'), "{}", out.stderr);
+    // Nothing to deploy: nothing to wait for, exit 0.
+    proxy.unscript("worker");
+    let mut cmd = moto.command();
+    cmd.env("AWS_ENDPOINT_URL", &proxy.url);
+    let again = Run::from(cmd.args(["apply", "-m", &dir, "--wait"]).output().unwrap());
+    assert_eq!(
+        again.code, 0,
+        "{}
+{}",
+        again.stdout, again.stderr
+    );
+    assert!(!again.stdout.contains("Rollouts:"), "{}", again.stdout);
+}
