@@ -15,8 +15,8 @@ step "secretwire validate"
 $bin validate
 step "secretwire plan"
 $bin plan
-step "secretwire apply"
-$bin apply
+step "secretwire apply --wait   (and follow the deployments it starts to their end)"
+$bin apply --wait
 step "secretwire render web   (the task definition apply registered)"
 $bin render web -q | head -40
 step "secretwire apply   (again: nothing to do, zero writes)"
@@ -33,10 +33,10 @@ run_pid=$!
 
 step "Secrets Manager rotates web/api (read by web only): RotationSucceeded on the default event bus"
 .venv/bin/python scripts/demo_rotation.py rotate "$AWS_ENDPOINT_URL" web/api
-step "/status: web was redeployed for the rotation, worker was not"
+step "/status: web was redeployed for the rotation and its rollout completed; worker was not redeployed"
 .venv/bin/python scripts/demo_rotation.py show "http://127.0.0.1:$port" web
 printf '\n  /metrics excerpt:\n'
-.venv/bin/python -c "import urllib.request; print('\n'.join('    '+l for l in urllib.request.urlopen('http://127.0.0.1:$port/metrics').read().decode().splitlines() if l.startswith(('secretwire_redeploys_total', 'secretwire_events_total'))))"
+.venv/bin/python -c "import urllib.request; print('\n'.join('    '+l for l in urllib.request.urlopen('http://127.0.0.1:$port/metrics').read().decode().splitlines() if l.startswith(('secretwire_redeploys_total', 'secretwire_events_total', 'secretwire_rollouts_total', 'secretwire_rollouts_in_progress'))))"
 
 step "SIGTERM: the controller stops cleanly"
 kill -TERM "$run_pid"

@@ -2,7 +2,7 @@
   rollout ENDPOINT               what ECS does after UpdateService on AWS (moto needs the nudge)
   wait-ready STATUS_URL          poll /readyz
   rotate ENDPOINT SECRET_NAME    publish a realistic RotationSucceeded event (as Secrets Manager would)
-  show STATUS_URL SERVICE...     wait for the redeploy of SERVICE, then print each service's last redeploy
+  show STATUS_URL SERVICE...     wait until SERVICE's redeploy rolled out, then print each service's last redeploy and rollout
 """
 import json
 import sys
@@ -52,12 +52,19 @@ elif cmd == "show":
     url, wanted = sys.argv[2], sys.argv[3:]
     for _ in range(300):
         objects = json.loads(get(url + "/status")[1] or "{}").get("objects", {})
-        if all(objects.get(f"Service/{s}", {}).get("redeploys", 0) > 0 for s in wanted):
+        if all(objects.get(f"Service/{s}", {}).get("redeploys", 0) > 0
+               and (objects[f"Service/{s}"].get("lastRollout") or {}).get("outcome") for s in wanted):
             break
         time.sleep(0.2)
     for key, obj in objects.items():
         if key.startswith("Service/"):
             last = obj.get("lastRedeploy")
             ready = next(c for c in obj["conditions"] if c["type"] == "Ready")
+            cond = {c["type"]: c for c in obj["conditions"]}
             print(f"{key:16} Ready={ready['status']:5} revision={obj.get('lastAppliedRevision')} redeploys={obj['redeploys']}"
                   + (f"  last: {last['reason']} <- {last['trigger']}" if last else ""))
+            rollout = obj.get("lastRollout")
+            print(f"{'':16} Progressing={cond['Progressing']['status']} ({cond['Progressing']['reason']})"
+                  f"  Degraded={cond['Degraded']['status']} ({cond['Degraded']['reason']})"
+                  + (f"  rollout {rollout['deploymentId']} ({rollout['trigger']}): {rollout.get('outcome') or 'in progress'}"
+                     if rollout else ""))

@@ -115,7 +115,7 @@ impl Metrics {
         let notifications = Family::default();
         registry.register(
             "notifications",
-            "Rollout notifications by sink and result (delivered, failed, dropped)",
+            "Rollout notifications by sink and result: delivered, failed (after every retry), attempt_failed (one try), dropped (queue full)",
             notifications.clone(),
         );
         Self {

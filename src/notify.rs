@@ -209,7 +209,13 @@ async fn deliver(mut rx: mpsc::Receiver<Notification>, sinks: Sinks, aws: Aws, m
                 count("webhook", "failed");
                 continue;
             };
-            let post = || post(client, url, &body);
+            let post = || async {
+                let r = post(client, url, &body).await;
+                if r.is_err() {
+                    count("webhook", "attempt_failed");
+                }
+                r
+            };
             match post.retry(Backoff::CALL).when(|e: &PostError| e.transient).await {
                 Ok(()) => {
                     debug!(event = n.event, "Notification delivered");

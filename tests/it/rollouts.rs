@@ -298,3 +298,106 @@ async fn apply_wait_exits_1_with_the_failed_service_its_reason_and_the_diagnosis
     );
     assert!(!again.stdout.contains("Rollouts:"), "{}", again.stdout);
 }
+
+/// A webhook receiver on loopback: answers 500 to its first `failures`
+/// requests, then 200; keeps every body it accepted.
+struct Receiver {
+    url: String,
+    accepted: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+    refused: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Receiver {
+    fn start(failures: usize) -> Self {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hooks/secretwire", listener.local_addr().unwrap());
+        let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let refused = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (acc, refs) = (accepted.clone(), refused.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().map_while(Result::ok) {
+                let mut reader = BufReader::new(stream);
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                if reader.read_exact(&mut body).is_err() {
+                    continue;
+                }
+                let fail = refs.load(std::sync::atomic::Ordering::SeqCst) < failures;
+                let status = if fail {
+                    refs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    "500 Internal Server Error"
+                } else {
+                    acc.lock().unwrap().push(serde_json::from_slice(&body).unwrap_or_default());
+                    "200 OK"
+                };
+                let mut s = reader.into_inner();
+                let _ = write!(s, "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            }
+        });
+        Self { url, accepted, refused }
+    }
+
+    fn events(&self) -> Vec<String> {
+        self.accepted.lock().unwrap().iter().map(|v| v["event"].as_str().unwrap_or_default().to_string()).collect()
+    }
+}
+
+#[tokio::test]
+async fn notifications_reach_a_webhook_that_fails_twice_and_the_default_bus() {
+    let (moto, repo, sdk) = rolled_out_example().await;
+    // The team's own rule routes secretwire's events to a queue of theirs.
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let url = sqs.create_queue().queue_name("team-notes").send().await.unwrap().queue_url.unwrap();
+    let events = aws_sdk_eventbridge::Client::new(&sdk);
+    events.put_rule().name("team-notes").event_pattern(r#"{"source":["secretwire"]}"#).send().await.unwrap();
+    let target = aws_sdk_eventbridge::types::Target::builder()
+        .id("q")
+        .arn("arn:aws:sqs:us-east-1:123456789012:team-notes")
+        .build()
+        .unwrap();
+    events.put_targets().rule("team-notes").targets(target).send().await.unwrap();
+
+    let hook = Receiver::start(2);
+    let proxy = scripting_proxy(&moto);
+    let run =
+        run_through(&moto, &proxy, &repo, &["--debounce", "0s", "--notify-webhook", &hook.url, "--notify-eventbridge"]);
+    publish_rotation(&sdk, &secret_arn(&sdk, "web/api").await).await;
+    eventually!("the rollout to complete", 60, run, last_rollout(&run, "web")["outcome"] == "Completed");
+    eventually!("both notifications", 30, run, hook.events() == ["redeploy_started", "rollout_completed"]);
+    assert_eq!(hook.refused.load(std::sync::atomic::Ordering::SeqCst), 2);
+    let done = hook.accepted.lock().unwrap()[1].clone();
+    assert_eq!(done["service"], "web");
+    assert_eq!(done["trigger"], "rotation");
+    assert_eq!(done["outcome"], "Completed");
+    assert_eq!(done["deploymentId"], last_rollout(&run, "web")["deploymentId"]);
+    assert!(done["text"].as_str().unwrap().starts_with("secretwire: rollout of web (prod) completed"), "{done}");
+    assert_eq!(run.metric("secretwire_notifications_total{sink=\"webhook\",result=\"attempt_failed\"}"), 2.0);
+    assert_eq!(run.metric("secretwire_notifications_total{sink=\"webhook\",result=\"delivered\"}"), 2.0);
+    assert_eq!(run.metric("secretwire_notifications_total{sink=\"eventbridge\",result=\"delivered\"}"), 2.0);
+
+    let mut got = Vec::new();
+    let end = Instant::now() + Duration::from_secs(30);
+    while got.len() < 2 && Instant::now() < end {
+        let out = sqs.receive_message().queue_url(&url).max_number_of_messages(10).send().await.unwrap();
+        for m in out.messages() {
+            got.push(serde_json::from_str::<serde_json::Value>(m.body().unwrap()).unwrap());
+        }
+    }
+    assert_eq!(got.len(), 2, "both notifications on the bus");
+    assert!(got.iter().all(|e| e["source"] == "secretwire" && e["detail-type"] == "secretwire rollout"));
+    assert!(got.iter().any(|e| e["detail"]["event"] == "rollout_completed"), "{got:?}");
+    let everything = format!("{:?}{got:?}", hook.accepted.lock().unwrap());
+    for v in generated_values(&sdk).await {
+        assert!(!everything.contains(v.as_str()), "a value leaked into a notification");
+    }
+}
