@@ -13,6 +13,9 @@ pub const TAG_MANAGED_BY: &str = "secretwire.dev/managed-by";
 pub const TAG_SOURCE: &str = "secretwire.dev/source";
 /// On an ECS service: the revision apply deployed and the digest of what it was rendered from.
 pub const TAG_APPLIED: &str = "secretwire.dev/applied";
+/// On an ECS service: the last deployment secretwire started, `ID TRIGGER
+/// EPOCH-SECONDS`, so a restarted controller goes on following it.
+pub const TAG_ROLLOUT: &str = "secretwire.dev/rollout";
 
 /// Tags of an AWS resource, sorted by key.
 pub type Tags = BTreeMap<String, String>;

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::arn::Scope;
 
-pub use crate::model::{TAG_APPLIED, TAG_MANAGED_BY, TAG_SOURCE, Tags};
+pub use crate::model::{TAG_APPLIED, TAG_MANAGED_BY, TAG_ROLLOUT, TAG_SOURCE, Tags};
 
 #[derive(Debug, Clone)]
 pub struct Observed {
@@ -100,6 +100,8 @@ pub struct ObservedService {
     pub deployments: Vec<Deployment>,
     /// Tag `secretwire.dev/applied`: `family:revision digest` as apply last deployed it.
     pub applied: Option<String>,
+    /// Tag `secretwire.dev/rollout`: the last deployment secretwire started.
+    pub rollout: Option<String>,
     /// The service's newest events (ECS keeps the last 100), newest first:
     /// `(seconds since the epoch, message)`.
     pub events: Vec<(f64, String)>,

@@ -376,7 +376,7 @@ pub fn controller_policy(
         st.push(json!({"Sid": "DeployServices", "Effect": "Allow", "Action": ["ecs:DescribeServices", "ecs:UpdateService"], "Resource": services.clone()}));
         st.push(
             json!({"Sid": "RecordAppliedRevision", "Effect": "Allow", "Action": "ecs:TagResource", "Resource": services,
-                       "Condition": {"ForAllValues:StringEquals": {"aws:TagKeys": [crate::model::TAG_APPLIED]}}}),
+                       "Condition": {"ForAllValues:StringEquals": {"aws:TagKeys": [crate::model::TAG_APPLIED, crate::model::TAG_ROLLOUT]}}}),
         );
         // A failed rollout is explained from its stopped tasks. The Service
         // Authorization Reference gives ListTasks the container-instance

@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 
 use super::retry::Backoff;
 use super::{Aws, AwsError, classify};
-use crate::model::{ParameterType, TAG_APPLIED, TAG_MANAGED_BY, Tags};
+use crate::model::{ParameterType, TAG_APPLIED, TAG_MANAGED_BY, TAG_ROLLOUT, Tags};
 use crate::plan::{ObjectPlan, Op};
 use crate::reason::{Failure, Reason, Retry};
 use crate::value::{InitialValue, ValueError};
@@ -373,8 +373,15 @@ async fn update_service(
     // fatal: without it, the next apply reads the revision instead.
     let tag =
         aws_sdk_ecs::types::Tag::builder().key(TAG_APPLIED).value(crate::taskdef::applied_tag(td, digest)).build();
+    // The deployment it started, so a restarted `run` goes on following it (same call).
+    let rollout = deployment.as_ref().map(|id| {
+        let value = crate::rollout::tag_value(id, crate::rollout::Trigger::Apply, crate::follow::now());
+        aws_sdk_ecs::types::Tag::builder().key(TAG_ROLLOUT).value(value).build()
+    });
+    let tags: Vec<_> = std::iter::once(tag).chain(rollout).collect();
     let tagged =
-        call!("TagResource", transient, aws.ecs.tag_resource().resource_arn(service_arn).tags(tag.clone())).await;
+        call!("TagResource", transient, aws.ecs.tag_resource().resource_arn(service_arn).set_tags(Some(tags.clone())))
+            .await;
     if let Err(e) = tagged {
         warn!(service = %service, error = %e, "Could not record the applied revision on the service");
     }
@@ -442,6 +449,21 @@ pub async fn force_new_deployment(
         transient,
     )
     .await
+}
+
+/// Records on the service the deployment secretwire started (tag
+/// `secretwire.dev/rollout`), so a restarted `run` goes on following it.
+/// Not fatal: without it, a restart only loses sight of this rollout.
+pub async fn record_rollout(aws: &Aws, cluster: &str, service: &str, value: &str) {
+    let arn = format!(
+        "arn:{}:ecs:{}:{}:service/{cluster}/{service}",
+        aws.scope.partition, aws.scope.region, aws.scope.account
+    );
+    let tag = aws_sdk_ecs::types::Tag::builder().key(TAG_ROLLOUT).value(value).build();
+    let res = call!("TagResource", transient, aws.ecs.tag_resource().resource_arn(&arn).tags(tag.clone())).await;
+    if let Err(e) = res {
+        warn!(service = %service, error = %e, "Could not record the rollout on the service");
+    }
 }
 
 fn primary_deployment(s: &aws_sdk_ecs::types::Service) -> Option<String> {

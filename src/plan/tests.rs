@@ -67,6 +67,7 @@ fn account(full_arns: bool) -> Observed {
             deployment_controller: "ECS".into(),
             deployments: vec![],
             events: vec![],
+            rollout: None,
         },
     );
     o

@@ -100,6 +100,25 @@ pub struct Progress {
     pub failed: i32,
 }
 
+/// The value of the service tag `secretwire.dev/rollout`: `ID TRIGGER EPOCH`.
+pub fn tag_value(deployment_id: &str, trigger: Trigger, at: f64) -> String {
+    format!("{deployment_id} {} {}", trigger.as_str(), at as u64)
+}
+
+/// Reads a `secretwire.dev/rollout` tag back.
+pub fn parse_tag(v: &str) -> Option<(String, Trigger, f64)> {
+    let mut parts = v.split(' ');
+    let id = parts.next().filter(|s| !s.is_empty())?.to_string();
+    let trigger = match parts.next()? {
+        "apply" => Trigger::Apply,
+        "rotation" => Trigger::Rotation,
+        "stale" => Trigger::Stale,
+        _ => return None,
+    };
+    let at = parts.next()?.parse().ok()?;
+    Some((id, trigger, at))
+}
+
 /// A rollout that ended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ended {

@@ -40,6 +40,7 @@ fn service(deployments: Vec<Deployment>) -> ObservedService {
         deployment_controller: "ECS".into(),
         deployments,
         applied: None,
+        rollout: None,
         events: vec![],
     }
 }

@@ -207,6 +207,16 @@ impl Controller {
                     .filter(|o| o.changes.iter().flat_map(|c| &c.ops).any(|op| matches!(op, Op::UpdateService { .. })))
                     .map(|o| o.key.name.clone())
                     .collect();
+                if self.last_observed.is_none() {
+                    let ctx = Ctx {
+                        aws: &self.rec.aws,
+                        desired: &self.manifests.desired,
+                        shared: &self.shared,
+                        observed: Some(&report.observed),
+                    };
+                    let failed = self.rollouts.resume(&ctx, &report.observed).await;
+                    self.start_failed(failed);
+                }
                 self.follow_applied(&report).await;
                 let stale_failed = self.stale_backstop(&report.observed, &updated).await;
                 self.rollouts.after_pass(&ctx!(self), &report.observed);

@@ -106,6 +106,8 @@ impl Rollouts {
             warn!(service = %w.service, "UpdateService named no PRIMARY deployment: this rollout cannot be followed");
             return Ok(Vec::new());
         };
+        let tag = crate::rollout::tag_value(&id, w.trigger, now());
+        crate::aws::write::record_rollout(ctx.aws, &def.cluster, &def.service_name, &tag).await;
         Ok(self.opened(
             ctx.shared,
             Started {
@@ -123,8 +125,60 @@ impl Rollouts {
 
     /// A deployment started (apply's UpdateService, or a redeploy): followed from now on.
     pub fn opened(&mut self, shared: &Shared, s: Started) -> Vec<Effect> {
-        shared.board().object(&key(&s.service), now()).rollout_started(&s, now());
         self.notifier.send(Notification::started(&s, &self.controller_id));
+        self.follow(shared, s)
+    }
+
+    /// At startup: the last deployment secretwire started for each service
+    /// before a restart (service tag `secretwire.dev/rollout`) is followed
+    /// again if it is still in progress, and its outcome put back on the
+    /// status if it ended meanwhile (so Degraded survives a restart). No
+    /// notification is sent again for either: it may have been sent before.
+    pub async fn resume(&mut self, ctx: &Ctx<'_>, observed: &Observed) -> Vec<String> {
+        let mut effects = Vec::new();
+        for (name, def) in &ctx.desired.services {
+            let Some(svc) = observed.services.get(&(def.cluster.clone(), def.service_name.clone())) else { continue };
+            let Some((id, trigger, at)) = svc.rollout.as_deref().and_then(crate::rollout::parse_tag) else { continue };
+            let sighting = crate::rollout::judge::judge(&id, Some(svc));
+            let started = Started {
+                service: name.clone(),
+                cluster: def.cluster.clone(),
+                service_name: def.service_name.clone(),
+                deployment_id: id.clone(),
+                trigger,
+                detail: "started before the controller restarted".into(),
+                at,
+                wave: None,
+            };
+            match sighting {
+                crate::rollout::judge::Sighting::InProgress(_) => {}
+                crate::rollout::judge::Sighting::Ended { outcome: Outcome::Superseded, .. } => continue,
+                crate::rollout::judge::Sighting::Ended { outcome, reason, progress } => {
+                    self.service_events.insert(name.clone(), svc.events.clone());
+                    ctx.shared.board().object(&key(name), now()).rollout_started(&started, now());
+                    let e = Ended { started, outcome, reason, at: now(), progress };
+                    self.record(ctx, e, false).await;
+                    continue;
+                }
+            }
+            info!(service = %name, deployment = %id, trigger = trigger.as_str(), "Following a rollout started before a restart");
+            let started = Started {
+                service: name.clone(),
+                cluster: def.cluster.clone(),
+                service_name: def.service_name.clone(),
+                deployment_id: id,
+                trigger,
+                detail: "started before the controller restarted".into(),
+                at,
+                wave: None,
+            };
+            effects.extend(self.follow(ctx.shared, started));
+        }
+        self.carry(ctx, effects).await
+    }
+
+    fn follow(&mut self, shared: &Shared, s: Started) -> Vec<Effect> {
+        shared.board().object(&key(&s.service), now()).rollout_started(&s, now());
         let effects = self.tracker.open(s, Instant::now(), now());
         shared.metrics.rollouts_in_progress.set(self.tracker.in_progress() as i64);
         effects
@@ -137,7 +191,7 @@ impl Rollouts {
         let mut failed = Vec::new();
         while let Some(effect) = todo.pop_front() {
             match effect {
-                Effect::Ended(e) => self.ended(ctx, e).await,
+                Effect::Ended(e) => self.record(ctx, e, true).await,
                 Effect::Start(w) => match self.start(ctx, &w).await {
                     Ok(more) => todo.extend(more),
                     Err(e) => {
@@ -200,7 +254,8 @@ impl Rollouts {
         }
     }
 
-    async fn ended(&mut self, ctx: &Ctx<'_>, e: Ended) {
+    /// A rollout ended: status, metrics, log and (`notify`) the notification.
+    async fn record(&mut self, ctx: &Ctx<'_>, e: Ended, notify: bool) {
         let diagnosis = if e.outcome.failed() { self.diagnose(ctx, &e).await } else { None };
         let m = &ctx.shared.metrics;
         m.rollouts.get_or_create(&OutcomeLabels { outcome: e.outcome.label().into() }).inc();
@@ -224,7 +279,7 @@ impl Rollouts {
             ),
         }
         ctx.shared.board().object(&key(&s.service), now()).rollout_ended(&e, diagnosis.clone(), now());
-        if let Some(n) = Notification::ended(&e, diagnosis.as_ref(), &self.controller_id) {
+        if let Some(n) = Notification::ended(&e, diagnosis.as_ref(), &self.controller_id).filter(|_| notify) {
             self.notifier.send(n);
         }
     }

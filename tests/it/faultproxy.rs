@@ -139,8 +139,13 @@ impl FaultProxy {
 
     /// From now on, the deployments of `service` go as `script` says (needs a shaped proxy).
     pub fn script(&self, service: &str, script: crate::awsshape::Script) {
-        assert!(self.state.shape.is_some(), "rollout scripts need a shaped proxy");
         let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+        self.script_since(service, script, since);
+    }
+
+    /// The deployments of `service` created since `since` (epoch seconds) go as `script` says.
+    pub fn script_since(&self, service: &str, script: crate::awsshape::Script, since: f64) {
+        assert!(self.state.shape.is_some(), "rollout scripts need a shaped proxy");
         self.state.shape_state.lock().unwrap().scripts.insert(service.to_string(), (script, since));
     }
 

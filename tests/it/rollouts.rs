@@ -401,3 +401,58 @@ async fn notifications_reach_a_webhook_that_fails_twice_and_the_default_bus() {
         assert!(!everything.contains(v.as_str()), "a value leaked into a notification");
     }
 }
+
+#[tokio::test]
+async fn a_restarted_controller_reports_a_rollout_that_failed_while_it_was_down() {
+    let (moto, repo, sdk) = rolled_out_example().await;
+    let proxy = scripting_proxy(&moto);
+    let run = run_through(&moto, &proxy, &repo, &["--debounce", "0s"]);
+    let from = epoch_now();
+    proxy.script("web", Script::Hang);
+    publish_rotation(&sdk, &secret_arn(&sdk, "web/api").await).await;
+    eventually!("web's redeploy", 30, run, run.redeploys("web") == 1);
+    let id = last_rollout(&run, "web")["deploymentId"].as_str().unwrap().to_string();
+    eventually!("the message to be deleted", 30, run, queue_depth(&sdk, QUEUE).await == 0);
+    let (code, _) = run.stop();
+    assert_eq!(code, 0);
+
+    // While it was down the rollout failed; the new controller finds it from the service's tag.
+    proxy.script_since("web", Script::Fail(denied(&secret_arn(&sdk, "web/api").await)), from);
+    let run = run_through(&moto, &proxy, &repo, &["--debounce", "0s"]);
+    eventually!("the resumed rollout to end", 60, run, last_rollout(&run, "web")["outcome"] == "Failed");
+    let r = last_rollout(&run, "web");
+    assert_eq!(r["deploymentId"], id.as_str());
+    assert_eq!(r["trigger"], "rotation");
+    assert_eq!(condition(&run.status(), "web", "Degraded").1, "RolloutFailed");
+    assert_eq!(proxy.deployments_started("web"), 1, "followed, not deployed again");
+    let facts = r["diagnosis"]["facts"].to_string();
+    assert!(facts.contains("web-execution grants secretsmanager:GetSecretValue on it"), "{facts}");
+    assert_eq!(
+        run.metric("secretwire_notifications_total{sink=\"webhook\",result=\"delivered\"}"),
+        0.0,
+        "no sink configured: nothing sent"
+    );
+}
+
+#[tokio::test]
+async fn a_restarted_controller_follows_a_rollout_still_in_progress() {
+    let (moto, repo, sdk) = rolled_out_example().await;
+    let proxy = scripting_proxy(&moto);
+    let run = run_through(&moto, &proxy, &repo, &["--debounce", "0s"]);
+    proxy.script("web", Script::Hang);
+    publish_rotation(&sdk, &secret_arn(&sdk, "web/api").await).await;
+    eventually!("web's redeploy", 30, run, run.redeploys("web") == 1);
+    let id = last_rollout(&run, "web")["deploymentId"].as_str().unwrap().to_string();
+    assert_eq!(run.stop().0, 0);
+    let run = run_through(&moto, &proxy, &repo, &["--debounce", "0s"]);
+    assert!(run.log().contains("Following a rollout started before a restart"), "{}", run.log());
+    assert_eq!(condition(&run.status(), "web", "Progressing").1, "NewDeployment");
+    assert_eq!(last_rollout(&run, "web")["deploymentId"], id.as_str());
+    // It completes (moto's answer again); the tracker's read finds it. (Not an
+    // event: the stopped controller's last long poll may still hold the next
+    // message in the emulator, as SQS may after a consumer dies, until its
+    // visibility timeout.)
+    proxy.unscript("web");
+    eventually!("the resumed rollout to complete", 30, run, last_rollout(&run, "web")["outcome"] == "Completed");
+    assert_eq!(proxy.deployments_started("web"), 1);
+}

@@ -74,6 +74,11 @@ pub async fn describe_services<'a>(
                             .iter()
                             .find(|t| t.key() == Some(TAG_APPLIED))
                             .and_then(|t| t.value().map(str::to_string)),
+                        rollout: s
+                            .tags()
+                            .iter()
+                            .find(|t| t.key() == Some(TAG_ROLLOUT))
+                            .and_then(|t| t.value().map(str::to_string)),
                         events: s
                             .events()
                             .iter()
