@@ -8,7 +8,22 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
+
+/// Polls an async condition until it holds or the deadline passes (then panics with the run's log).
+macro_rules! eventually {
+    ($what:expr, $secs:expr, $run:expr, $cond:expr) => {{
+        let end = std::time::Instant::now() + std::time::Duration::from_secs($secs);
+        loop {
+            if $cond {
+                break;
+            }
+            assert!(std::time::Instant::now() < end, "timed out waiting for {}\n--- log\n{}", $what, $run.log());
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }};
+}
 use aws_sdk_sts::config::Credentials;
+pub(crate) use eventually;
 
 /// Whether the suite runs behind the AWS-shape proxy (`make test` runs it once so).
 pub fn aws_shape_mode() -> bool {
@@ -389,6 +404,12 @@ pub async fn publish_rotation(sdk: &aws_config::SdkConfig, secret_arn: &str) {
         "recipientAccountId": "123456789012"
     });
     put_event(sdk, "aws.secretsmanager", "AWS Service Event via CloudTrail", detail).await;
+}
+
+/// Publishes a `Parameter Store Change` (Update) for `name`, as SSM sends it.
+pub async fn publish_parameter_update(sdk: &aws_config::SdkConfig, name: &str) {
+    let detail = serde_json::json!({"operation": "Update", "name": name, "type": "SecureString"});
+    put_event(sdk, "aws.ssm", "Parameter Store Change", detail).await;
 }
 
 pub async fn put_event(sdk: &aws_config::SdkConfig, source: &str, detail_type: &str, detail: serde_json::Value) {

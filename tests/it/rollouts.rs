@@ -12,19 +12,6 @@ use crate::harness::*;
 
 const QUEUE: &str = "secretwire-default-events";
 
-macro_rules! eventually {
-    ($what:expr, $secs:expr, $run:expr, $cond:expr) => {{
-        let end = Instant::now() + Duration::from_secs($secs);
-        loop {
-            if $cond {
-                break;
-            }
-            assert!(Instant::now() < end, "timed out waiting for {}\n--- log\n{}", $what, $run.log());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }};
-}
-
 /// A proxy that can script rollouts (and shapes everything else as AWS does in that mode).
 fn scripting_proxy(moto: &Moto) -> FaultProxy {
     let shape = if aws_shape_mode() { Shape::aws() } else { Shape::scripted_only() };
@@ -37,6 +24,28 @@ fn run_through(moto: &Moto, proxy: &FaultProxy, repo: &tempfile::TempDir, args: 
     let run = start_run_with(cmd, repo.path(), args);
     run.wait_ready();
     run
+}
+
+/// The demo rolled out, `run` started through a scripting proxy, web's
+/// deployments scripted, then web/api rotated and web's redeploy started.
+async fn rotate_web(
+    script: Script,
+    args: &[&str],
+) -> (Moto, tempfile::TempDir, aws_config::SdkConfig, FaultProxy, Running) {
+    let (moto, repo, sdk) = rolled_out_example().await;
+    let proxy = scripting_proxy(&moto);
+    let run = run_through(&moto, &proxy, &repo, &[&["--debounce", "0s"], args].concat());
+    proxy.script("web", script);
+    publish_rotation(&sdk, &secret_arn(&sdk, "web/api").await).await;
+    eventually!("web's redeploy", 30, run, run.redeploys("web") == 1);
+    (moto, repo, sdk, proxy, run)
+}
+
+/// No value of the demo in `text`.
+async fn assert_no_value(text: &str, sdk: &aws_config::SdkConfig) {
+    for v in generated_values(sdk).await {
+        assert!(!text.contains(v.as_str()), "a value leaked");
+    }
 }
 
 fn condition(status: &serde_json::Value, service: &str, kind: &str) -> (String, String, String) {
@@ -178,21 +187,12 @@ async fn a_failed_rotation_rollout_is_degraded_explained_and_not_retried() {
     });
     assert_eq!(condition(&run.status(), "web", "Degraded").0, "False");
     // Nothing in the status, the log or the metrics carries a value.
-    let values = generated_values(&sdk).await;
-    let everything = format!("{}{}{}", run.get("/status").1, run.get("/metrics").1, run.log());
-    for v in &values {
-        assert!(!everything.contains(v.as_str()), "a value leaked");
-    }
+    assert_no_value(&format!("{}{}{}", run.get("/status").1, run.get("/metrics").1, run.log()), &sdk).await;
 }
 
 #[tokio::test]
 async fn a_circuit_breaker_rollback_is_reported_as_rolled_back_at_the_failed_event() {
-    let (moto, repo, sdk) = rolled_out_example().await;
-    let proxy = scripting_proxy(&moto);
-    let run = run_through(&moto, &proxy, &repo, &["--debounce", "0s"]);
-    proxy.script("web", Script::RollBack(DENIED.into()));
-    publish_rotation(&sdk, &secret_arn(&sdk, "web/api").await).await;
-    eventually!("web's redeploy", 30, run, run.redeploys("web") == 1);
+    let (_moto, _repo, sdk, _proxy, run) = rotate_web(Script::RollBack(DENIED.into()), &[]).await;
     let id = last_rollout(&run, "web")["deploymentId"].as_str().unwrap().to_string();
     deployment_event(
         &sdk,
@@ -209,11 +209,7 @@ async fn a_circuit_breaker_rollback_is_reported_as_rolled_back_at_the_failed_eve
 
 #[tokio::test]
 async fn a_rollout_that_never_ends_times_out() {
-    let (moto, repo, sdk) = rolled_out_example().await;
-    let proxy = scripting_proxy(&moto);
-    let run = run_through(&moto, &proxy, &repo, &["--debounce", "0s", "--rollout-timeout", "3s"]);
-    proxy.script("web", Script::Hang);
-    publish_rotation(&sdk, &secret_arn(&sdk, "web/api").await).await;
+    let (_moto, _repo, _sdk, _proxy, run) = rotate_web(Script::Hang, &["--rollout-timeout", "3s"]).await;
     eventually!("the timeout", 30, run, last_rollout(&run, "web")["outcome"] == "TimedOut");
     let (degraded, reason, message) = condition(&run.status(), "web", "Degraded");
     assert_eq!((degraded.as_str(), reason.as_str()), ("True", "RolloutTimedOut"));
@@ -228,13 +224,7 @@ async fn a_shared_value_rolls_out_in_waves_and_a_failed_first_rollout_holds_the_
     let run = run_through(&moto, &proxy, &repo, &["--debounce", "0s", "--max-parallel-rollouts", "1"]);
     // web and worker both read /web/database-password; web goes first (in order), and fails.
     proxy.script("web", Script::Fail(DENIED.into()));
-    put_event(
-        &sdk,
-        "aws.ssm",
-        "Parameter Store Change",
-        serde_json::json!({"operation": "Update", "name": "/web/database-password", "type": "SecureString"}),
-    )
-    .await;
+    publish_parameter_update(&sdk, "/web/database-password").await;
     eventually!("web's redeploy", 30, run, run.redeploys("web") == 1);
     let (progressing, reason, _) = condition(&run.status(), "worker", "Progressing");
     assert_eq!((progressing.as_str(), reason.as_str()), ("True", "RolloutPending"), "worker waits for the slot");
@@ -244,13 +234,7 @@ async fn a_shared_value_rolls_out_in_waves_and_a_failed_first_rollout_holds_the_
     // A new change of the value releases it (a new wave); worker's rollout is moto's and completes.
     proxy.unscript("web");
     tick_past_a_second();
-    put_event(
-        &sdk,
-        "aws.ssm",
-        "Parameter Store Change",
-        serde_json::json!({"operation": "Update", "name": "/web/database-password", "type": "SecureString"}),
-    )
-    .await;
+    publish_parameter_update(&sdk, "/web/database-password").await;
     eventually!("both redeployed for the new change", 60, run, proxy.deployments_started("worker") == 1);
 }
 
@@ -397,9 +381,7 @@ async fn notifications_reach_a_webhook_that_fails_twice_and_the_default_bus() {
     assert!(got.iter().all(|e| e["source"] == "secretwire" && e["detail-type"] == "secretwire rollout"));
     assert!(got.iter().any(|e| e["detail"]["event"] == "rollout_completed"), "{got:?}");
     let everything = format!("{:?}{got:?}", hook.accepted.lock().unwrap());
-    for v in generated_values(&sdk).await {
-        assert!(!everything.contains(v.as_str()), "a value leaked into a notification");
-    }
+    assert_no_value(&everything, &sdk).await;
 }
 
 #[tokio::test]
@@ -436,12 +418,7 @@ async fn a_restarted_controller_reports_a_rollout_that_failed_while_it_was_down(
 
 #[tokio::test]
 async fn a_restarted_controller_follows_a_rollout_still_in_progress() {
-    let (moto, repo, sdk) = rolled_out_example().await;
-    let proxy = scripting_proxy(&moto);
-    let run = run_through(&moto, &proxy, &repo, &["--debounce", "0s"]);
-    proxy.script("web", Script::Hang);
-    publish_rotation(&sdk, &secret_arn(&sdk, "web/api").await).await;
-    eventually!("web's redeploy", 30, run, run.redeploys("web") == 1);
+    let (moto, repo, _sdk, proxy, run) = rotate_web(Script::Hang, &[]).await;
     let id = last_rollout(&run, "web")["deploymentId"].as_str().unwrap().to_string();
     assert_eq!(run.stop().0, 0);
     let run = run_through(&moto, &proxy, &repo, &["--debounce", "0s"]);
