@@ -74,7 +74,12 @@ pub async fn diagnose(
         Vec::new()
     });
     let reason = first_reason(&tasks, events, e.started.at).or_else(|| Some(e.reason.clone()))?;
-    Some(explain(&reason, &Known { service: def, observed, scope: &aws.scope }))
+    // The role as it is now, not as the last pass saw it: a grant removed since counts.
+    let role = crate::aws::observe::role(aws, &def.execution_role.name).await.unwrap_or_else(|err| {
+        warn!(role = %def.execution_role.name, error = %err, "Could not read the execution role of a failed rollout");
+        None
+    });
+    Some(explain(&reason, &Known { service: def, observed, scope: &aws.scope, role_now: role.as_ref() }))
 }
 
 /// `apply --wait`: follows `started` until each ends or `timeout` passes,

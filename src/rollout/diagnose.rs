@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::arn::{Arn, RawTarget, Scope};
 use crate::model::{ServiceDef, ValueRef};
-use crate::observed::{Observed, StoppedTask};
+use crate::observed::{Observed, ObservedRole, StoppedTask};
 use crate::policy::allows;
 
 /// A failed rollout, explained.
@@ -35,6 +35,9 @@ pub struct Known<'a> {
     /// The last pass's observation (metadata only: never a value).
     pub observed: Option<&'a Observed>,
     pub scope: &'a Scope,
+    /// The execution role as read when the rollout failed (`None`: not read;
+    /// the observation's is used).
+    pub role_now: Option<&'a ObservedRole>,
 }
 
 /// The first reason ECS gave: a stopped task's (or one of its containers'),
@@ -62,8 +65,11 @@ pub fn explain(reason: &str, k: &Known<'_>) -> Diagnosis {
     let mut facts = Vec::new();
     let mut causes: Vec<String> = Vec::new();
     let exec_role = &k.service.execution_role.name;
-    let role_policy =
-        k.observed.and_then(|o| o.roles.get(exec_role)).and_then(|r| r.inline_policy.as_ref()).map(|d| d.value());
+    let role_policy = k
+        .role_now
+        .or_else(|| k.observed.and_then(|o| o.roles.get(exec_role)).map(|r| r.as_ref()))
+        .and_then(|r| r.inline_policy.as_ref())
+        .map(|d| d.value());
 
     // Wrong role: the task ran with another role than the one secretwire manages.
     if let Some(used) = assumed_role(reason)
@@ -152,7 +158,7 @@ pub fn explain(reason: &str, k: &Known<'_>) -> Diagnosis {
                     ));
                 }
             }
-            None => facts.push(format!("{exec_role} has no secretwire inline policy (as of the last reconcile)")),
+            None => facts.push(format!("{exec_role} has no secretwire inline policy")),
         }
     }
     // SSM names the parameters it could not read, without ARNs.

@@ -105,8 +105,32 @@ pub fn tag_value(deployment_id: &str, trigger: Trigger, at: f64) -> String {
     format!("{deployment_id} {} {}", trigger.as_str(), at as u64)
 }
 
+/// The tag's value for a service whose redeploy a stopped wave holds:
+/// `held EPOCH FAILED-SERVICE` (the changes before EPOCH are held).
+pub fn held_tag_value(at: f64, failed_service: &str) -> String {
+    format!("held {} {failed_service}", at as u64)
+}
+
+/// What the `secretwire.dev/rollout` tag of a service records.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recorded {
+    /// The last deployment secretwire started.
+    Deployment { id: String, trigger: Trigger, at: f64 },
+    /// A redeploy held since `at` because `failed` (same change) failed.
+    Held { at: f64, failed: String },
+}
+
 /// Reads a `secretwire.dev/rollout` tag back.
-pub fn parse_tag(v: &str) -> Option<(String, Trigger, f64)> {
+pub fn recorded(v: &str) -> Option<Recorded> {
+    if let Some(rest) = v.strip_prefix("held ") {
+        let (at, failed) = rest.split_once(' ')?;
+        return Some(Recorded::Held { at: at.parse().ok()?, failed: failed.to_string() });
+    }
+    let (id, trigger, at) = parse_tag(v)?;
+    Some(Recorded::Deployment { id, trigger, at })
+}
+
+fn parse_tag(v: &str) -> Option<(String, Trigger, f64)> {
     let mut parts = v.split(' ');
     let id = parts.next().filter(|s| !s.is_empty())?.to_string();
     let trigger = match parts.next()? {

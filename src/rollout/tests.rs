@@ -130,6 +130,7 @@ fn wanted(service: &str, wave: &str) -> Waiting {
         wave: Some(wave.into()),
         since: 100.0,
         held: None,
+        failed: None,
     }
 }
 
@@ -405,7 +406,7 @@ fn states(d: &super::diagnose::Diagnosis, fact: &str) -> bool {
 
 fn diagnose(reason: &str, o: &Observed) -> super::diagnose::Diagnosis {
     let d = desired();
-    let k = Known { service: &d.services["web"], observed: Some(o), scope: &o.scope };
+    let k = Known { service: &d.services["web"], observed: Some(o), scope: &o.scope, role_now: None };
     explain(reason, &k)
 }
 

@@ -35,6 +35,8 @@ pub struct Waiting {
     pub since: f64,
     /// Held because its wave stopped: why.
     pub held: Option<String>,
+    /// Held: the service whose failed rollout stopped the wave.
+    pub failed: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -248,6 +250,7 @@ impl Tracker {
                 );
                 for w in self.waiting.iter_mut().filter(|w| w.wave.as_deref() == Some(&wave)) {
                     w.held = Some(why.clone());
+                    w.failed = Some(ended.started.service.clone());
                     out.push(Effect::Held(w.clone()));
                 }
                 self.stopped.insert(wave, why);

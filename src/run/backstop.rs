@@ -2,7 +2,8 @@
 //! values changed after its newest deployment started is redeployed once
 //! (`reason=stale`), so a change whose event was lost (the controller was
 //! down, the event was dropped) is still acted on. Pure: the decision over
-//! desired and observed state, and what is already answered.
+//! desired and observed state, what is already answered, and what a stopped
+//! wave holds (recorded on the service).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -51,8 +52,16 @@ impl Backstop {
                 continue;
             }
             // A whole-second change time leaves a second of doubt: one redeploy, no loop.
+            // A redeploy a stopped wave holds (recorded on the service) is not
+            // made behind its back, even by a controller that restarted since;
+            // a change after the hold is a new change and releases it.
+            let held_since = match obs.rollout.as_deref().and_then(crate::rollout::recorded) {
+                Some(crate::rollout::Recorded::Held { at, .. }) => Some(at),
+                _ => None,
+            };
             if let Some((changed, what)) = newest_value_change(svc, o)
                 && !started_after(started, changed)
+                && held_since.is_none_or(|held| changed > held)
                 && self.answered.get(&svc.name).is_none_or(|answered| *answered < changed)
             {
                 stale.push(Stale {

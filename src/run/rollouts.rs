@@ -138,7 +138,28 @@ impl Rollouts {
         let mut effects = Vec::new();
         for (name, def) in &ctx.desired.services {
             let Some(svc) = observed.services.get(&(def.cluster.clone(), def.service_name.clone())) else { continue };
-            let Some((id, trigger, at)) = svc.rollout.as_deref().and_then(crate::rollout::parse_tag) else { continue };
+            let (id, trigger, at) = match svc.rollout.as_deref().and_then(crate::rollout::recorded) {
+                Some(crate::rollout::Recorded::Deployment { id, trigger, at }) => (id, trigger, at),
+                Some(crate::rollout::Recorded::Held { at, failed }) => {
+                    let why = format!(
+                        "held since {} (before the controller restarted): the rollout of {failed} for the same change failed; a new change releases it",
+                        crate::events::format_rfc3339(at)
+                    );
+                    let w = Waiting {
+                        service: name.clone(),
+                        trigger: Trigger::Rotation,
+                        detail: String::new(),
+                        before: None,
+                        wave: None,
+                        since: at,
+                        held: Some(why),
+                        failed: Some(failed),
+                    };
+                    ctx.shared.board().object(&key(name), now()).rollout_waiting(&w, now());
+                    continue;
+                }
+                None => continue,
+            };
             let sighting = crate::rollout::judge::judge(&id, Some(svc));
             let started = Started {
                 service: name.clone(),
@@ -202,6 +223,12 @@ impl Rollouts {
                 Effect::Held(w) => {
                     warn!(service = %w.service, why = w.held.as_deref().unwrap_or_default(), "Redeploy held");
                     ctx.shared.board().object(&key(&w.service), now()).rollout_waiting(&w, now());
+                    // Recorded on the service, so the stale backstop of a restarted
+                    // controller does not redeploy what the wave holds.
+                    if let (Some(def), Some(failed)) = (ctx.desired.services.get(&w.service), &w.failed) {
+                        let tag = crate::rollout::held_tag_value(now(), failed);
+                        crate::aws::write::record_rollout(ctx.aws, &def.cluster, &def.service_name, &tag).await;
+                    }
                 }
             }
         }
@@ -298,5 +325,14 @@ pub(super) fn waiting(
     before: Option<String>,
     wave: String,
 ) -> Waiting {
-    Waiting { service: service.to_string(), trigger, detail, before, wave: Some(wave), since: now(), held: None }
+    Waiting {
+        service: service.to_string(),
+        trigger,
+        detail,
+        before,
+        wave: Some(wave),
+        since: now(),
+        held: None,
+        failed: None,
+    }
 }

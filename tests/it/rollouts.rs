@@ -231,11 +231,31 @@ async fn a_shared_value_rolls_out_in_waves_and_a_failed_first_rollout_holds_the_
     eventually!("web's failure", 60, run, last_rollout(&run, "web")["outcome"] == "Failed");
     eventually!("worker to be held", 10, run, condition(&run.status(), "worker", "Degraded").1 == "WaveHeld");
     assert_eq!(proxy.deployments_started("worker"), 0, "the rest of the wave is not broken too");
-    // A new change of the value releases it (a new wave); worker's rollout is moto's and completes.
+    // Held across a restart: worker is stale (the value changed after its
+    // deployment), yet the new controller's backstop leaves it alone.
+    assert_eq!(run.stop().0, 0);
+    let run = run_through(
+        &moto,
+        &proxy,
+        &repo,
+        &["--debounce", "0s", "--max-parallel-rollouts", "1", "--resync-interval", "1s"],
+    );
+    run.wait_passes(2);
+    assert_eq!(proxy.deployments_started("worker"), 0, "held after a restart too:\n{}", run.log());
+    let (degraded, reason, message) = condition(&run.status(), "worker", "Degraded");
+    assert_eq!((degraded.as_str(), reason.as_str()), ("True", "WaveHeld"), "{message}");
+    assert!(message.contains("the rollout of web"), "{message}");
+    // A new change of the value releases it; worker's rollout is moto's and
+    // completes. (Made without an event, found by the backstop: the stopped
+    // controller's last long poll may still hold the next message in the
+    // emulator, as SQS may after a consumer dies, until its visibility timeout.)
     proxy.unscript("web");
     tick_past_a_second();
-    publish_parameter_update(&sdk, "/web/database-password").await;
+    let ssm = aws_sdk_ssm::Client::new(&sdk);
+    let put = ssm.put_parameter().name("/web/database-password").value("rotated-by-the-test-0123456789");
+    put.r#type(aws_sdk_ssm::types::ParameterType::SecureString).overwrite(true).send().await.unwrap();
     eventually!("both redeployed for the new change", 60, run, proxy.deployments_started("worker") == 1);
+    eventually!("worker's rollout to complete", 30, run, condition(&run.status(), "worker", "Degraded").0 == "False");
 }
 
 #[tokio::test]
@@ -432,4 +452,99 @@ async fn a_restarted_controller_follows_a_rollout_still_in_progress() {
     proxy.unscript("web");
     eventually!("the resumed rollout to complete", 30, run, last_rollout(&run, "web")["outcome"] == "Completed");
     assert_eq!(proxy.deployments_started("web"), 1);
+}
+
+/// Takes out of web-execution's secretwire policy the statements that grant `action`, as someone
+/// editing the role by hand would (a pass would put them back; none runs in the test).
+async fn revoke(sdk: &aws_config::SdkConfig, action: &str) {
+    let iam = aws_sdk_iam::Client::new(sdk);
+    let doc = iam.get_role_policy().role_name("web-execution").policy_name("secretwire").send().await.unwrap();
+    let text = percent_decode(doc.policy_document());
+    let mut policy: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let grants = |s: &serde_json::Value| {
+        s["Action"] == action || s["Action"].as_array().is_some_and(|a| a.iter().any(|x| x == action))
+    };
+    policy["Statement"].as_array_mut().unwrap().retain(|s| !grants(s));
+    iam.put_role_policy()
+        .role_name("web-execution")
+        .policy_name("secretwire")
+        .policy_document(policy.to_string())
+        .send()
+        .await
+        .unwrap();
+}
+
+/// IAM's policy documents, URL-encoded on AWS (moto answers them plain).
+fn percent_decode(s: &str) -> String {
+    if s.trim_start().starts_with('{') {
+        return s.to_string();
+    }
+    let mut out = Vec::new();
+    let mut rest = s.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        match (b, tail.get(..2).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok())) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                rest = &tail[2..];
+            }
+            _ => {
+                out.push(b);
+                rest = tail;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+#[tokio::test]
+async fn each_cause_of_the_troubleshooting_list_is_diagnosed_through_the_harness() {
+    let (moto, repo, sdk) = rolled_out_example().await;
+    let proxy = scripting_proxy(&moto);
+    let run = run_through(&moto, &proxy, &repo, &["--debounce", "0s"]);
+    let api = secret_arn(&sdk, "web/api").await;
+    let splunk = secret_arn(&sdk, "web/splunk-token").await;
+    let prefix = "ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval \
+                  failed: unable to retrieve secret from asm: service call has been retried 1 time(s): failed to fetch secret";
+    let denied_to = |arn: &str, region: &str| {
+        let arn = arn.replace("us-east-1", region);
+        format!(
+            "{prefix} {arn} from secrets manager: AccessDeniedException: User: \
+             arn:aws:sts::123456789012:assumed-role/web-execution/77aa is not authorized to perform: \
+             secretsmanager:GetSecretValue on resource: {arn}"
+        )
+    };
+    let cases = [
+        // Wrong region: the reference's ARN points at another region.
+        (api.clone(), denied_to(&api, "eu-west-1"), None, "wrong region"),
+        // The role's policy lacks the read (edited by hand since the last apply).
+        (
+            api.clone(),
+            denied_to(&api, "us-east-1"),
+            Some("secretsmanager:GetSecretValue"),
+            "web-execution's policy does not grant secretsmanager:GetSecretValue",
+        ),
+        // Missing kms:Decrypt on the customer managed key behind web/splunk-token.
+        (
+            splunk.clone(),
+            format!("{prefix} {splunk} from secrets manager: AccessDeniedException: Access to KMS is not allowed"),
+            Some("kms:Decrypt"),
+            "missing kms:Decrypt: web-execution does not grant it on arn:aws:kms:",
+        ),
+    ];
+    for (i, (secret, reason, revoked, cause)) in cases.into_iter().enumerate() {
+        if let Some(action) = revoked {
+            revoke(&sdk, action).await;
+        }
+        proxy.script("web", Script::Fail(reason));
+        tick_past_a_second();
+        publish_rotation(&sdk, &secret).await;
+        eventually!(format!("rollout {}", i + 1), 60, run, {
+            let r = last_rollout(&run, "web");
+            run.redeploys("web") == i as u64 + 1 && r["outcome"] == "Failed"
+        });
+        let r = last_rollout(&run, "web");
+        let got = r["diagnosis"]["cause"].as_str().unwrap_or_default().to_string();
+        assert!(got.starts_with(cause), "case {}: {got}\n{r}", i + 1);
+        assert!(condition(&run.status(), "web", "Degraded").2.contains(cause), "the status says it too");
+    }
 }

@@ -27,8 +27,8 @@ mod tasks;
 
 pub use ecs::{describe_services, newest_revisions, running_revisions};
 use keys::keys;
-pub use roles::read_role;
 use roles::roles;
+pub use roles::{read_role, role};
 pub use stores::last_change_times;
 use stores::{parameters, secrets};
 pub use tasks::stopped_tasks;

@@ -97,6 +97,11 @@ pub(super) async fn roles_by_authorization_details(
 }
 
 /// GetRole, the `secretwire` inline policy, and attached managed policies.
+/// One role read now (GetRole, GetRolePolicy, ListAttachedRolePolicies).
+pub async fn role(aws: &Aws, name: &str) -> Result<Option<ObservedRole>, AwsError> {
+    read_role(&aws.iam, name).await
+}
+
 pub async fn read_role(iam: &aws_sdk_iam::Client, name: &str) -> Result<Option<ObservedRole>, AwsError> {
     let role = match iam.get_role().role_name(name).send().await {
         Ok(r) => r,
