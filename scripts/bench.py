@@ -46,7 +46,9 @@ class Moto:
     def __init__(self):
         self.p = subprocess.Popen([str(ROOT / ".venv/bin/moto_server"), "-H", "127.0.0.1", "-p", "0"],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                  env={**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"})
+                                  env={**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
+                                       # desiredCount 1 running: deployments COMPLETED, as on AWS once tasks run
+                                       "MOTO_ECS_SERVICE_RUNNING": "1"})
         for line in self.p.stdout:
             m = re.search(r"(http://127\.0\.0\.1:\d+)", line)
             if m:

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tracing::warn;
 
 use crate::aws::Aws;
-use crate::aws::observe::{describe_services, stopped_tasks};
+use crate::aws::observe::{describe_services_with_events, stopped_tasks};
 use crate::model::Desired;
 use crate::observed::Observed;
 use crate::rollout::diagnose::{Diagnosis, Known, explain, first_reason};
@@ -41,7 +41,7 @@ pub async fn read_due(aws: &Aws, tracker: &mut Tracker) -> Read {
     if due.is_empty() {
         return read;
     }
-    match describe_services(aws, due.iter().map(|s| (s.cluster.as_str(), s.service_name.as_str()))).await {
+    match describe_services_with_events(aws, due.iter().map(|s| (s.cluster.as_str(), s.service_name.as_str()))).await {
         Ok(observed) => {
             for s in &due {
                 let svc = observed.get(&(s.cluster.clone(), s.service_name.clone()));

@@ -34,6 +34,19 @@ pub struct Observed {
 }
 
 impl Observed {
+    /// What a diagnosis of a failed rollout reads (values, keys, roles),
+    /// kept between passes: the services and revisions are dropped, they are
+    /// the bulk of an observation and a diagnosis reads them afresh.
+    pub fn for_diagnosis(self) -> Self {
+        Self {
+            services: BTreeMap::new(),
+            newest_revisions: BTreeMap::new(),
+            revisions: BTreeMap::new(),
+            revisions_missing: BTreeSet::new(),
+            ..self
+        }
+    }
+
     pub fn new(scope: Scope) -> Self {
         Self {
             scope,

@@ -227,7 +227,7 @@ impl Controller {
                     let at = Instant::now() + Backoff::object(self.cfg.resync).delay(0);
                     self.retry_at = Some(self.retry_at.map_or(at, |r| r.min(at)));
                 }
-                self.last_observed = Some(report.observed);
+                self.last_observed = Some(report.observed.for_diagnosis());
             }
             Err(e) => {
                 let f = e.failure();

@@ -284,6 +284,8 @@ impl Rollouts {
     /// A rollout ended: status, metrics, log and (`notify`) the notification.
     async fn record(&mut self, ctx: &Ctx<'_>, e: Ended, notify: bool) {
         let diagnosis = if e.outcome.failed() { self.diagnose(ctx, &e).await } else { None };
+        // Events are kept only while they may explain a rollout that is still open.
+        self.service_events.remove(&e.started.service);
         let m = &ctx.shared.metrics;
         m.rollouts.get_or_create(&OutcomeLabels { outcome: e.outcome.label().into() }).inc();
         m.rollout_seconds.observe(e.duration());

@@ -11,6 +11,22 @@ pub async fn describe_services<'a>(
     aws: &Aws,
     services: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> Result<BTreeMap<(String, String), ObservedService>, AwsError> {
+    describe(aws, services, false).await
+}
+
+/// The same, with each service's newest events (to explain a failed rollout).
+pub async fn describe_services_with_events<'a>(
+    aws: &Aws,
+    services: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<BTreeMap<(String, String), ObservedService>, AwsError> {
+    describe(aws, services, true).await
+}
+
+async fn describe<'a>(
+    aws: &Aws,
+    services: impl IntoIterator<Item = (&'a str, &'a str)>,
+    with_events: bool,
+) -> Result<BTreeMap<(String, String), ObservedService>, AwsError> {
     let mut by_cluster: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for (cluster, service) in services {
         by_cluster.entry(cluster).or_default().push(service.to_string());
@@ -82,7 +98,7 @@ pub async fn describe_services<'a>(
                         events: s
                             .events()
                             .iter()
-                            .take(SERVICE_EVENTS_KEPT)
+                            .take(if with_events { SERVICE_EVENTS_KEPT } else { 0 })
                             .map(|e| {
                                 (
                                     e.created_at().map(|t| t.as_secs_f64()).unwrap_or_default(),

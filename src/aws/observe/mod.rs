@@ -25,7 +25,7 @@ mod roles;
 mod stores;
 mod tasks;
 
-pub use ecs::{describe_services, newest_revisions, running_revisions};
+pub use ecs::{describe_services, describe_services_with_events, newest_revisions, running_revisions};
 use keys::keys;
 use roles::roles;
 pub use roles::{read_role, role};
