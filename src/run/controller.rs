@@ -383,13 +383,9 @@ impl Controller {
                 }
                 Action::Answered { service, through } => self.backstop.answered(&service, through),
                 Action::Redeploy(dues) => {
-                    let redeployer = Redeployer {
-                        aws: &self.rec.aws,
-                        desired: &self.manifests.desired,
-                        shared: &self.shared,
-                        concurrency: self.cfg.concurrency,
-                    };
-                    let outcomes = redeployer.due(dues, self.unread, &mut self.rollouts, &ctx!(self)).await;
+                    let ctx = ctx!(self);
+                    let redeployer = Redeployer { ctx: &ctx, concurrency: self.cfg.concurrency };
+                    let outcomes = redeployer.due(dues, self.unread, &mut self.rollouts).await;
                     let unread = outcomes.iter().any(|(_, o)| matches!(o, Outcome::Unread { .. }));
                     self.unread = if unread { self.unread.saturating_add(1) } else { 0 };
                     todo.extend(self.debounce.on(Input::Done(outcomes), Instant::now()));

@@ -10,35 +10,26 @@ use tracing::{info, warn};
 use super::debounce::{Due, Outcome};
 use super::now;
 use super::rollouts::{Ctx, Requested, Rollouts, waiting};
-use super::status::{Shared, Verdict};
-use crate::aws::Aws;
+use super::status::Verdict;
 use crate::aws::retry::Backoff;
 use crate::events::{ChangedValue, ValueChange, needs_last_change, serves_event, started_after};
 use crate::metrics::ResultLabels;
-use crate::model::{Desired, Kind, ObjectKey};
+use crate::model::{Kind, ObjectKey};
 use crate::reason::Reason;
 use crate::rollout::Trigger;
 
 pub struct Redeployer<'a> {
-    pub aws: &'a Aws,
-    pub desired: &'a Desired,
-    pub shared: &'a Shared,
+    pub ctx: &'a Ctx<'a>,
     pub concurrency: usize,
 }
 
 impl Redeployer<'_> {
     /// Redeploys every due service unless it is already fresh. `unread` counts
     /// consecutive failures to read the services (for the retry delay).
-    pub async fn due(
-        &self,
-        dues: Vec<Due>,
-        unread: u32,
-        rollouts: &mut Rollouts,
-        ctx: &Ctx<'_>,
-    ) -> Vec<(String, Outcome)> {
-        let defs: Vec<_> = dues.iter().filter_map(|d| self.desired.services.get(&d.service)).collect();
+    pub async fn due(&self, dues: Vec<Due>, unread: u32, rollouts: &mut Rollouts) -> Vec<(String, Outcome)> {
+        let defs: Vec<_> = dues.iter().filter_map(|d| self.ctx.desired.services.get(&d.service)).collect();
         let observed = match crate::aws::observe::describe_services(
-            self.aws,
+            self.ctx.aws,
             defs.iter().map(|d| (d.cluster.as_str(), d.service_name.as_str())),
         )
         .await
@@ -53,7 +44,7 @@ impl Redeployer<'_> {
         let mut last_changes = BTreeMap::new();
         let mut outcomes = Vec::new();
         for due in dues {
-            let outcome = self.one(&due, &observed, &mut last_changes, rollouts, ctx).await;
+            let outcome = self.one(&due, &observed, &mut last_changes, rollouts).await;
             outcomes.push((due.service, outcome));
         }
         outcomes
@@ -65,9 +56,8 @@ impl Redeployer<'_> {
         observed: &BTreeMap<(String, String), crate::observed::ObservedService>,
         last_changes: &mut BTreeMap<ChangedValue, Option<f64>>,
         rollouts: &mut Rollouts,
-        ctx: &Ctx<'_>,
     ) -> Outcome {
-        let Some(def) = self.desired.services.get(&due.service) else { return Outcome::Gone };
+        let Some(def) = self.ctx.desired.services.get(&due.service) else { return Outcome::Gone };
         let Some(svc) = observed.get(&(def.cluster.clone(), def.service_name.clone())) else {
             warn!(service = %due.service, "Service not found; cannot redeploy");
             self.count_failure();
@@ -105,7 +95,7 @@ impl Redeployer<'_> {
             svc.primary_deployment().map(str::to_string),
             wave.join(","),
         );
-        match rollouts.request(ctx, w).await {
+        match rollouts.request(self.ctx, w).await {
             Ok(Requested::Started) => Outcome::Deployed,
             Ok(Requested::Queued) => Outcome::Queued,
             Err(e) => {
@@ -137,7 +127,7 @@ impl Redeployer<'_> {
             .map(|(_, v)| (*v).clone())
             .collect();
         if !unread.is_empty() {
-            let read = crate::aws::observe::last_change_times(self.aws, &unread, self.concurrency).await;
+            let read = crate::aws::observe::last_change_times(self.ctx.aws, &unread, self.concurrency).await;
             for v in unread {
                 let t = read.get(&v).copied();
                 last_changes.insert(v, t);
@@ -147,12 +137,12 @@ impl Redeployer<'_> {
     }
 
     fn count_failure(&self) {
-        self.shared.metrics.errors.get_or_create(&ResultLabels { result: "redeploy".into() }).inc();
+        self.ctx.shared.metrics.errors.get_or_create(&ResultLabels { result: "redeploy".into() }).inc();
     }
 
     /// A redeploy that could not be made: the service's tasks still hold the old value.
     fn report(&self, service: &str, reason: Reason, message: &str) {
         let v = Verdict { ok: false, reason, message: message.to_string() };
-        self.shared.board().object(&ObjectKey::new(Kind::Service, service), now()).judge(&(v.clone(), v), now());
+        self.ctx.shared.board().object(&ObjectKey::new(Kind::Service, service), now()).judge(&(v.clone(), v), now());
     }
 }

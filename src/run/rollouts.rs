@@ -175,7 +175,6 @@ impl Rollouts {
                 crate::rollout::judge::Sighting::InProgress(_) => {}
                 crate::rollout::judge::Sighting::Ended { outcome: Outcome::Superseded, .. } => continue,
                 crate::rollout::judge::Sighting::Ended { outcome, reason, progress } => {
-                    self.service_events.insert(name.clone(), svc.events.clone());
                     ctx.shared.board().object(&key(name), now()).rollout_started(&started, now());
                     let e = Ended { started, outcome, reason, at: now(), progress };
                     self.record(ctx, e, false).await;
@@ -183,16 +182,6 @@ impl Rollouts {
                 }
             }
             info!(service = %name, deployment = %id, trigger = trigger.as_str(), "Following a rollout started before a restart");
-            let started = Started {
-                service: name.clone(),
-                cluster: def.cluster.clone(),
-                service_name: def.service_name.clone(),
-                deployment_id: id,
-                trigger,
-                detail: "started before the controller restarted".into(),
-                at,
-                wave: None,
-            };
             effects.extend(self.follow(ctx.shared, started));
         }
         self.carry(ctx, effects).await
