@@ -61,8 +61,6 @@ pub enum Reason {
     RolledBack,
     /// Not ended within `--rollout-timeout`.
     RolloutTimedOut,
-    /// Another deployment replaced it before it ended.
-    RolloutSuperseded,
     /// Held: the first rollout of the same value change failed.
     WaveHeld,
     /// A deployment secretwire did not start replaced a failed one.
@@ -103,7 +101,6 @@ impl Reason {
             Reason::RolloutFailed => "RolloutFailed",
             Reason::RolledBack => "RolledBack",
             Reason::RolloutTimedOut => "RolloutTimedOut",
-            Reason::RolloutSuperseded => "RolloutSuperseded",
             Reason::WaveHeld => "WaveHeld",
             Reason::ManualDeployment => "ManualDeployment",
         }

@@ -98,10 +98,6 @@ impl Tracker {
         self.open.values().map(|o| (&o.started, o.progress))
     }
 
-    pub fn waiting(&self) -> impl Iterator<Item = &Waiting> {
-        self.waiting.iter()
-    }
-
     /// Whether the stale backstop must leave the service alone: a redeploy of
     /// it waits for a slot or is held by a stopped wave.
     pub fn holds(&self, service: &str) -> bool {

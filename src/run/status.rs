@@ -216,8 +216,6 @@ impl ObjectStatus {
             r.reason = Some(e.reason.clone());
             r.diagnosis.clone_from(&diagnosis);
             r.progress = e.progress;
-        } else if e.outcome == Outcome::Superseded {
-            return;
         }
         let id = &e.started.deployment_id;
         let why = diagnosis.as_ref().map_or(e.reason.clone(), |d| match &d.cause {
@@ -229,14 +227,9 @@ impl ObjectStatus {
             Outcome::Failed => (Reason::RolloutFailed, false, format!("deployment {id} failed: {why}")),
             Outcome::RolledBack => (Reason::RolledBack, false, format!("deployment {id} was rolled back: {why}")),
             Outcome::TimedOut => (Reason::RolloutTimedOut, false, format!("deployment {id}: {why}")),
-            Outcome::Superseded => {
-                (Reason::RolloutSuperseded, true, format!("deployment {id} was replaced by a newer one"))
-            }
-        };
-        if e.outcome == Outcome::Superseded {
             // What replaced it says how the service is; nothing to conclude here.
-            return;
-        }
+            Outcome::Superseded => return,
+        };
         self.set(ConditionType::Progressing, &Verdict { ok, reason, message: msg.clone() }, now);
         let degraded = if ok { Verdict::no(reason, msg) } else { Verdict::yes(reason, msg) };
         self.set(ConditionType::Degraded, &degraded, now);
