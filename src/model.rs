@@ -102,6 +102,31 @@ pub struct SecretDef {
     pub initial_value: Option<InitialValue>,
     pub adopt: bool,
     pub tags: BTreeMap<String, String>,
+    /// `spec.rotation`; `None` leaves whatever rotation AWS has alone.
+    pub rotation: Option<RotationDef>,
+}
+
+/// A Secret's declared rotation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotationDef {
+    /// `rotation: { enabled: false }`: rotation is cancelled (`CancelRotateSecret`).
+    Disabled,
+    Enabled(RotationRules),
+}
+
+/// What RotateSecret is sent: the function, the schedule (`rate(...)` or
+/// `cron(...)`, sent as `RotationRules.ScheduleExpression`), the window
+/// (`RotationRules.Duration`, e.g. `3h`), and `RotateImmediately`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RotationRules {
+    pub lambda_arn: String,
+    pub schedule: String,
+    /// `None`: AWS's default window (one hour for a schedule in hours, the rest
+    /// of the UTC day for one in days); not compared.
+    pub duration: Option<String>,
+    /// Whether configuring rotation also rotates now. AWS defaults to true;
+    /// secretwire sends false unless the manifest says true.
+    pub rotate_immediately: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -83,6 +83,20 @@ pub struct ObservedSecret {
     pub description: Option<String>,
     pub tags: Tags,
     pub last_changed: Option<f64>,
+    pub rotation: ObservedRotation,
+}
+
+/// A secret's rotation configuration as DescribeSecret and ListSecrets report it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ObservedRotation {
+    pub enabled: bool,
+    pub lambda_arn: Option<String>,
+    /// `RotationRules.ScheduleExpression`.
+    pub schedule: Option<String>,
+    /// `RotationRules.AutomaticallyAfterDays` (AWS also reports it, computed,
+    /// next to a schedule expression).
+    pub after_days: Option<i64>,
+    pub duration: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -336,6 +336,38 @@ pub fn controller_policy(
         st.push(json!({"Sid": "UpdateOwnedSecrets", "Effect": "Allow", "Action": ["secretsmanager:UpdateSecret", "secretsmanager:TagResource"],
                        "Resource": owned_secrets, "Condition": {"StringLike": {managed_by: "*"}}}));
     }
+    // Rotation as the manifests declare it: RotateSecret on our secrets, only
+    // with the declared functions (Service Authorization Reference: condition
+    // key `secretsmanager:RotationLambdaARN`), and `lambda:InvokeFunction` on
+    // them (RotateSecret reference: "You also need lambda:InvokeFunction
+    // permissions on the rotation function").
+    let rotating: BTreeSet<&str> = desired
+        .secrets
+        .values()
+        .filter_map(|s| match &s.rotation {
+            Some(crate::model::RotationDef::Enabled(r)) => Some(r.lambda_arn.as_str()),
+            _ => None,
+        })
+        .collect();
+    let with = |want: fn(&crate::model::RotationDef) -> bool| -> BTreeSet<String> {
+        desired
+            .secrets
+            .values()
+            .filter(|s| s.rotation.as_ref().is_some_and(want))
+            .map(|s| secret_arn(&s.name))
+            .collect()
+    };
+    let rotated = with(|r| matches!(r, crate::model::RotationDef::Enabled(_)));
+    let cancelled = with(|r| *r == crate::model::RotationDef::Disabled);
+    if !rotating.is_empty() {
+        st.push(json!({"Sid": "ConfigureRotation", "Effect": "Allow", "Action": "secretsmanager:RotateSecret", "Resource": rotated,
+                       "Condition": {"StringLike": {managed_by: "*"}, "ArnEquals": {"secretsmanager:RotationLambdaARN": rotating}}}));
+        st.push(json!({"Sid": "InvokeRotationFunctions", "Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": rotating}));
+    }
+    if !cancelled.is_empty() {
+        st.push(json!({"Sid": "CancelRotation", "Effect": "Allow", "Action": "secretsmanager:CancelRotateSecret", "Resource": cancelled,
+                       "Condition": {"StringLike": {managed_by: "*"}}}));
+    }
     if desired.parameters.values().any(|d| d.kms_key_id.is_some())
         || desired.secrets.values().any(|d| d.kms_key_id.is_some())
     {

@@ -167,6 +167,14 @@ impl InitialValue {
     }
 }
 
+/// A random request token (32 hex digits): what makes a retried
+/// non-idempotent request the same request (`ClientRequestToken`).
+pub fn random_token() -> Result<String, ValueError> {
+    let mut buf = [0u8; 16];
+    getrandom::fill(&mut buf).map_err(|e| ValueError::Random(e.to_string()))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

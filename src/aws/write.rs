@@ -129,6 +129,12 @@ async fn run_op(aws: &Aws, op: &Op, done: &mut Executed) -> Result<(), WriteErro
             info!(secret = %id, "Tagged secret");
             Ok(())
         }
+        Op::RotateSecret { id, rules } => rotate_secret(aws, id, rules).await,
+        Op::CancelRotation { id } => {
+            call!("CancelRotateSecret", transient, aws.secrets.cancel_rotate_secret().secret_id(id)).await?;
+            info!(secret = %id, "Cancelled rotation");
+            Ok(())
+        }
         Op::CreateRole { name, trust, tags } => create_role(aws, name, trust, tags).await,
         Op::UpdateTrust { name, trust } => {
             call!(
@@ -489,6 +495,31 @@ async fn parameter_tags(aws: &Aws, name: &str) -> Result<Tags, AwsError> {
 
 fn ssm_tags(t: &Tags) -> Vec<SsmTag> {
     t.iter().filter_map(|(k, v)| SsmTag::builder().key(k).value(v).build().ok()).collect()
+}
+
+/// RotateSecret with the manifest's rules. Sent again after a lost answer it
+/// sets the same configuration; a request that also rotates now carries one
+/// ClientRequestToken across its retries, so it starts one rotation.
+async fn rotate_secret(aws: &Aws, id: &str, r: &crate::model::RotationRules) -> Result<(), WriteError> {
+    let rules = aws_sdk_secretsmanager::types::RotationRulesType::builder()
+        .schedule_expression(&r.schedule)
+        .set_duration(r.duration.clone())
+        .build();
+    let token = if r.rotate_immediately { Some(crate::value::random_token()?) } else { None };
+    call!(
+        "RotateSecret",
+        transient,
+        aws.secrets
+            .rotate_secret()
+            .secret_id(id)
+            .rotation_lambda_arn(&r.lambda_arn)
+            .rotation_rules(rules.clone())
+            .rotate_immediately(r.rotate_immediately)
+            .set_client_request_token(token.clone())
+    )
+    .await?;
+    info!(secret = %id, schedule = %r.schedule, "Configured rotation");
+    Ok(())
 }
 
 fn sm_tags(t: &Tags) -> Vec<SmTag> {

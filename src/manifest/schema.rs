@@ -24,8 +24,8 @@ pub struct Document {
 
 #[derive(Debug)]
 pub enum Spec {
-    Parameter(ParameterSpec),
-    Secret(SecretSpec),
+    Parameter(Box<ParameterSpec>),
+    Secret(Box<SecretSpec>),
     Service(Box<ServiceSpec>),
     /// A kind this version does not know; reported at the `kind` field.
     Unknown,
@@ -60,8 +60,8 @@ impl<'de> Deserialize<'de> for Document {
                         "spec" => {
                             let k = kind.as_ref().ok_or_else(|| de::Error::custom("`kind` must come before `spec`"))?;
                             spec = Some(match k.value.as_str() {
-                                "Parameter" => Spec::Parameter(map.next_value()?),
-                                "Secret" => Spec::Secret(map.next_value()?),
+                                "Parameter" => Spec::Parameter(Box::new(map.next_value()?)),
+                                "Secret" => Spec::Secret(Box::new(map.next_value()?)),
                                 "Service" => Spec::Service(Box::new(map.next_value()?)),
                                 _ => {
                                     map.next_value::<de::IgnoredAny>()?;
@@ -116,6 +116,25 @@ pub struct SecretSpec {
     pub adopt: bool,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub rotation: Option<S<RotationSpec>>,
+}
+
+/// `spec.rotation` of a Secret: `{ lambdaArn, schedule, duration,
+/// rotateImmediately }`, or `{ enabled: false }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RotationSpec {
+    #[serde(default)]
+    pub enabled: Option<S<bool>>,
+    #[serde(default)]
+    pub lambda_arn: Option<S<String>>,
+    #[serde(default)]
+    pub schedule: Option<S<String>>,
+    #[serde(default)]
+    pub duration: Option<S<String>>,
+    #[serde(default)]
+    pub rotate_immediately: Option<S<bool>>,
 }
 
 /// How a missing value is made. Never a literal: values do not live in the repo

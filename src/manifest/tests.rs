@@ -534,3 +534,44 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn a_rotation_that_aws_would_refuse_is_a_located_error_before_any_call() {
+    let text = "apiVersion: secretwire.dev/v1alpha1
+kind: Secret
+metadata: { name: a }
+spec:
+  rotation: { lambdaArn: 'arn:aws:lambda:us-east-1:123456789012:function:f', schedule: 'rate(2 hours)' }
+---
+apiVersion: secretwire.dev/v1alpha1
+kind: Secret
+metadata: { name: b }
+spec:
+  rotation: { enabled: false, schedule: 'rate(1 day)' }
+---
+apiVersion: secretwire.dev/v1alpha1
+kind: Secret
+metadata: { name: c }
+spec:
+  rotation:
+    lambdaArn: 'arn:aws:lambda:us-east-1:123456789012:function:f'
+    schedule: 'cron(0 22 * * ? *)'
+    duration: 4h
+---
+apiVersion: secretwire.dev/v1alpha1
+kind: Secret
+metadata: { name: d }
+spec:
+  rotation: { schedule: 'rate(1 day)' }
+";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.yaml"), text).unwrap();
+    let (d, diags) = crate::manifest::load_dir(dir.path());
+    let shown: Vec<String> = diags.iter().map(|d| format!("{}:{} {}", d.line, d.column, d.message)).collect();
+    assert_eq!(diags.len(), 4, "{shown:#?}");
+    assert!(shown[0].starts_with("5:") && shown[0].contains("every 4 hours"), "{shown:#?}");
+    assert!(shown[1].starts_with("11:") && shown[1].contains("takes no other field"), "{shown:#?}");
+    assert!(shown[2].starts_with("20:") && shown[2].contains("next UTC day"), "{shown:#?}");
+    assert!(shown[3].contains("lambdaArn"), "{shown:#?}");
+    assert!(d.secrets.is_empty(), "nothing is applied for an invalid object");
+}

@@ -18,6 +18,7 @@ use crate::value::InitialValue;
 
 mod resolve;
 mod roles;
+mod rotation;
 mod service;
 mod stores;
 
@@ -141,6 +142,16 @@ pub enum Op {
     TagSecret {
         id: String,
         tags: Tags,
+    },
+    /// Sets the secret's rotation configuration (`RotateSecret` with
+    /// `RotationRules` and `RotateImmediately` as the manifest says, false by default).
+    RotateSecret {
+        id: String,
+        rules: RotationRules,
+    },
+    /// `CancelRotateSecret`.
+    CancelRotation {
+        id: String,
     },
     CreateRole {
         name: String,

@@ -106,23 +106,25 @@ impl Planner<'_> {
         }
         let Some(obs) = self.o.secrets.get(&def.name) else {
             match &def.initial_value {
-                Some(iv) => plan.changes.push(Change {
-                    diff: Vec::new(),
-                    action: Action::Create,
-                    resource,
-                    detail: format!(
+                Some(iv) => {
+                    let mut detail = format!(
                         "value {}{}",
                         iv.describe(),
                         def.kms_key_id.as_ref().map(|k| format!(", key {k}")).unwrap_or_default()
-                    ),
-                    ops: vec![Op::CreateSecret {
+                    );
+                    let mut ops = vec![Op::CreateSecret {
                         name: def.name.clone(),
                         key_id: def.kms_key_id.clone(),
                         description: def.description.clone(),
                         initial: iv.clone(),
                         tags,
-                    }],
-                }),
+                    }];
+                    if let Some((what, op)) = def.rotation.as_ref().and_then(|r| rotation::on_create(r, &def.name)) {
+                        detail = format!("{detail}, {what}");
+                        ops.push(op);
+                    }
+                    plan.changes.push(Change { diff: Vec::new(), action: Action::Create, resource, detail, ops });
+                }
                 None => plan.problems.push(uncreatable(resource)),
             }
             return plan;
@@ -144,10 +146,16 @@ impl Planner<'_> {
             }
             ops.push(Op::UpdateSecret { id: obs.arn.clone(), description: desc_change, key_id: key_change });
         }
+        if let Some((detail, op)) = def.rotation.as_ref().and_then(|r| rotation::change(r, &obs.rotation, &obs.arn)) {
+            what.push(detail);
+            ops.push(op);
+        }
         let add = missing_tags(&tags, &obs.tags);
         if !add.is_empty() {
             what.push(if adopting { "adopt: add ownership tags".into() } else { format!("tags: {}", keys_of(&add)) });
-            ops.push(Op::TagSecret { id: obs.arn.clone(), tags: add });
+            // First: the other writes are allowed on secrets that carry our tag
+            // (`policy`: `aws:ResourceTag/secretwire.dev/managed-by`), which an adopted one gains here.
+            ops.insert(0, Op::TagSecret { id: obs.arn.clone(), tags: add });
         }
         let action = if ops.is_empty() { Action::Unchanged } else { Action::Update };
         plan.changes.push(Change { diff: Vec::new(), action, resource, detail: what.join(", "), ops });

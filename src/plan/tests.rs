@@ -92,10 +92,35 @@ fn simulate(o: &mut Observed, plan: &Plan, full_arns: bool, kinds: &[Kind]) {
                     let arn = format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}-AbCdEf");
                     o.secrets.insert(
                         name.clone(),
-                        ObservedSecret { name, arn, kms_key_id: key_id, description, tags, last_changed: None },
+                        ObservedSecret {
+                            name,
+                            arn,
+                            kms_key_id: key_id,
+                            description,
+                            tags,
+                            last_changed: None,
+                            rotation: Default::default(),
+                        },
                     );
                 }
-                Op::UpdateSecret { .. } | Op::TagSecret { .. } => unreachable!("not in these tests"),
+                Op::UpdateSecret { .. } => unreachable!("not in these tests"),
+                Op::TagSecret { id, tags } => {
+                    o.secrets.values_mut().filter(|s| s.arn == id).for_each(|s| s.tags.extend(tags.clone()))
+                }
+                Op::RotateSecret { id, rules } => {
+                    let s = o.secrets.values_mut().find(|s| s.arn == id || s.name == id).unwrap();
+                    // As DescribeSecret reports it: the days computed next to the expression.
+                    s.rotation = ObservedRotation {
+                        enabled: true,
+                        lambda_arn: Some(rules.lambda_arn),
+                        schedule: Some(rules.schedule),
+                        after_days: Some(1),
+                        duration: rules.duration,
+                    };
+                }
+                Op::CancelRotation { id } => {
+                    o.secrets.values_mut().find(|s| s.arn == id).unwrap().rotation.enabled = false;
+                }
                 Op::CreateRole { name, trust, tags } => {
                     let arn = o.scope.role_arn(&name);
                     o.roles.insert(
@@ -225,6 +250,7 @@ fn an_unowned_secret_is_a_conflict_and_blocks_its_services_only() {
             description: None,
             tags: BTreeMap::new(),
             last_changed: None,
+            rotation: Default::default(),
         },
     );
     let p = plan(&d, &o, "default");
@@ -348,4 +374,74 @@ fn without_a_declared_family_the_service_keeps_the_family_it_runs_and_its_revisi
     assert_eq!(register.0["family"], "storefront", "not moved to a family named after the manifest");
     assert_eq!(register.1.get("team").map(String::as_str), Some("shop"), "the running revision's tags kept");
     assert_eq!(register.1.get("secretwire.dev/source").map(String::as_str), Some("Service/web"));
+}
+
+/// The example with `rotation` on its secret (`{rotation}` is the YAML of the field).
+fn with_rotation(rotation: &str) -> Desired {
+    desired(&MANIFESTS.replace(
+        "metadata: { name: web/api }\nspec:\n",
+        &format!("metadata: {{ name: web/api }}\nspec:\n  rotation: {rotation}\n"),
+    ))
+}
+
+fn secret_ops(p: &Plan) -> Vec<Op> {
+    p.object(&ObjectKey::new(Kind::Secret, "web/api")).unwrap().changes.iter().flat_map(|c| c.ops.clone()).collect()
+}
+
+const FN: &str = "arn:aws:lambda:us-east-1:123456789012:function:rotate-api";
+
+#[test]
+fn rotation_is_configured_without_rotating_then_left_alone_changed_and_cancelled() {
+    let on = |schedule: &str| with_rotation(&format!("{{ lambdaArn: '{FN}', schedule: '{schedule}', duration: 3h }}"));
+    let d = on("rate(30 days)");
+    let mut o = account(true);
+    let first = plan(&d, &o, "default");
+    let ops = secret_ops(&first);
+    assert!(
+        matches!(&ops[..], [Op::CreateSecret { .. }, Op::RotateSecret { id, rules }]
+        if id == "web/api" && rules.schedule == "rate(30 days)" && rules.duration.as_deref() == Some("3h") && !rules.rotate_immediately),
+        "{ops:?}"
+    );
+    simulate(&mut o, &first, true, &[Kind::Parameter, Kind::Secret]);
+    assert!(secret_ops(&plan(&d, &o, "default")).is_empty(), "a second apply writes nothing");
+
+    let changed = plan(&on("cron(0 4 ? * SUN *)"), &o, "default");
+    let ops = secret_ops(&changed);
+    assert!(
+        matches!(&ops[..], [Op::RotateSecret { rules, .. }] if rules.schedule == "cron(0 4 ? * SUN *)" && !rules.rotate_immediately)
+    );
+    let line = &changed.object(&ObjectKey::new(Kind::Secret, "web/api")).unwrap().changes[0].detail;
+    assert_eq!(
+        line,
+        "rotation: cron(0 4 ? * SUN *), window 3h by rotate-api (now rate(30 days), window 3h by rotate-api)"
+    );
+
+    // No `rotation`: whatever AWS has is left alone.
+    assert!(secret_ops(&plan(&desired(MANIFESTS), &o, "default")).is_empty());
+    let off = plan(&with_rotation("{ enabled: false }"), &o, "default");
+    assert!(matches!(&secret_ops(&off)[..], [Op::CancelRotation { .. }]));
+    simulate(&mut o, &off, true, &[Kind::Secret]);
+    assert!(secret_ops(&plan(&with_rotation("{ enabled: false }"), &o, "default")).is_empty());
+}
+
+#[test]
+fn a_schedule_set_in_days_matches_its_rate_and_rotate_immediately_is_sent_only_when_asked() {
+    let (_, mut o) = applied_example();
+    o.secrets.get_mut("web/api").unwrap().rotation = ObservedRotation {
+        enabled: true,
+        lambda_arn: Some(FN.into()),
+        schedule: None,
+        after_days: Some(30),
+        duration: None,
+    };
+    let same = with_rotation(&format!("{{ lambdaArn: '{FN}', schedule: 'rate(30 days)' }}"));
+    assert!(secret_ops(&plan(&same, &o, "default")).is_empty(), "AutomaticallyAfterDays 30 is rate(30 days)");
+    let now = with_rotation(&format!("{{ lambdaArn: '{FN}', schedule: 'rate(7 days)', rotateImmediately: true }}"));
+    assert!(
+        matches!(&secret_ops(&plan(&now, &o, "default"))[..], [Op::RotateSecret { rules, .. }] if rules.rotate_immediately)
+    );
+    let other_fn = with_rotation(
+        "{ lambdaArn: 'arn:aws:lambda:us-east-1:123456789012:function:other', schedule: 'rate(30 days)' }",
+    );
+    assert_eq!(secret_ops(&plan(&other_fn, &o, "default")).len(), 1, "another function is a change");
 }

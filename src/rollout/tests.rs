@@ -358,6 +358,7 @@ fn account(drop: &[&str]) -> Observed {
         description: None,
         tags: Default::default(),
         last_changed: None,
+        rotation: Default::default(),
     };
     o.secrets.insert("web/api".into(), secret("web/api", "AbCdEf", Some(KEY)));
     o.secrets.insert("web/splunk-token".into(), secret("web/splunk-token", "GhIjKl", None));

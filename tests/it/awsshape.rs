@@ -48,6 +48,17 @@ pub struct Shape {
     /// service's `deployments` gain a PRIMARY with a new id). moto keeps the
     /// old deployment and its id, so the proxy asks moto for a new one.
     pub new_deployment_on_update: bool,
+    /// Secrets Manager rotation configuration as AWS keeps it. moto 5.2.5
+    /// cannot serve it: RotateSecret invokes the function (a container
+    /// engine), keeps only `AutomaticallyAfterDays`, and leaves an AWSPENDING
+    /// version behind with `RotateImmediately: false`. So RotateSecret and
+    /// CancelRotateSecret are answered here, and DescribeSecret/ListSecrets
+    /// carry `RotationEnabled`, `RotationLambdaARN` and `RotationRules` as
+    /// the API reference documents them (RotationRulesType: `ScheduleExpression`
+    /// and `Duration` as set, `AutomaticallyAfterDays` "calculated from the
+    /// rotation schedule"; RotateSecret: `RotateImmediately` defaults to true,
+    /// counted here as a rotation started).
+    pub rotation: bool,
 }
 
 /// How the deployments of one service go from now on (tests drive rollouts:
@@ -81,6 +92,7 @@ impl Shape {
             millisecond_secret_dates: true,
             rollout_duration: Some(Duration::from_secs(2)),
             new_deployment_on_update: true,
+            rotation: true,
         }
     }
 
@@ -95,6 +107,7 @@ impl Shape {
             millisecond_secret_dates: false,
             rollout_duration: None,
             new_deployment_on_update: true,
+            rotation: true,
         }
     }
 }
@@ -111,6 +124,34 @@ pub struct ShapeState {
     pub scripts: HashMap<String, (Script, f64)>,
     /// Deployments a script failed: id -> (cluster, service, stopped reason).
     failed: HashMap<String, (String, String, String)>,
+    /// Rotation configurations set through the proxy, by secret name.
+    pub rotations: HashMap<String, Rotation>,
+}
+
+/// A secret's rotation as the proxy keeps it for AWS.
+#[derive(Debug, Clone, Default)]
+pub struct Rotation {
+    pub enabled: bool,
+    pub lambda_arn: String,
+    pub rules: Value,
+    /// Rotations RotateSecret started (`RotateImmediately` true or absent).
+    pub started: usize,
+}
+
+impl Rotation {
+    /// `RotationRules` as DescribeSecret reports them.
+    fn reported_rules(&self) -> Value {
+        let mut rules = self.rules.clone();
+        let days = rules["ScheduleExpression"]
+            .as_str()
+            .and_then(|e| e.strip_prefix("rate(")?.strip_suffix(')')?.split_once(' '))
+            .filter(|(_, unit)| unit.starts_with("day"))
+            .and_then(|(n, _)| n.parse::<i64>().ok());
+        if let (Some(n), Some(m)) = (days, rules.as_object_mut()) {
+            m.insert("AutomaticallyAfterDays".into(), Value::from(n));
+        }
+        rules
+    }
 }
 
 /// The token of the empty first page that points at moto's first page.
@@ -141,14 +182,34 @@ impl Shape {
                     Some(_) => Before::Forward(body),
                 }
             }
-            (
-                "secretsmanager",
-                "PutSecretValue" | "UpdateSecret" | "UpdateSecretVersionStage" | "TagResource" | "RotateSecret",
-            ) if self.millisecond_secret_dates => {
+            ("secretsmanager", "PutSecretValue" | "UpdateSecret" | "UpdateSecretVersionStage" | "TagResource")
+                if self.millisecond_secret_dates =>
+            {
                 if let Some(id) = json(&body).and_then(|v| v["SecretId"].as_str().map(str::to_string)) {
                     st.changed.insert(id, epoch_now());
                 }
                 Before::Forward(body)
+            }
+            ("secretsmanager", "RotateSecret" | "CancelRotateSecret") if self.rotation => {
+                let Some(v) = json(&body) else { return Before::Forward(body) };
+                let id = v["SecretId"].as_str().unwrap_or_default().to_string();
+                let r = st.rotations.entry(secret_name(&id)).or_default();
+                if operation == "RotateSecret" {
+                    r.enabled = true;
+                    if let Some(l) = v["RotationLambdaARN"].as_str() {
+                        r.lambda_arn = l.to_string();
+                    }
+                    if v["RotationRules"].is_object() {
+                        r.rules = v["RotationRules"].clone();
+                    }
+                    if v["RotateImmediately"] != false {
+                        r.started += 1;
+                    }
+                } else {
+                    r.enabled = false;
+                }
+                let name = if id.starts_with("arn:") { Value::Null } else { Value::from(id.as_str()) };
+                Before::Answer(serde_json::json!({"Name": name}).to_string().into_bytes())
             }
             ("ecs", "UpdateService") if self.new_deployment_on_update => {
                 let Some(mut v) = json(&body) else { return Before::Forward(body) };
@@ -242,6 +303,32 @@ impl Shape {
     }
 }
 
+impl Shape {
+    /// The rotation fields of the secrets the proxy configured.
+    fn rotation_fields(&self, st: &ShapeState, body: Vec<u8>) -> Vec<u8> {
+        let Some(mut v) = json(&body) else { return body };
+        let shape = |s: &mut Value| {
+            let Some(r) = s["Name"].as_str().and_then(|n| st.rotations.get(n)) else { return };
+            s["RotationEnabled"] = Value::Bool(r.enabled);
+            s["RotationLambdaARN"] = Value::from(r.lambda_arn.as_str());
+            s["RotationRules"] = r.reported_rules();
+        };
+        match v.get_mut("SecretList").and_then(Value::as_array_mut) {
+            Some(list) => list.iter_mut().for_each(shape),
+            None => shape(&mut v),
+        }
+        v.to_string().into_bytes()
+    }
+}
+
+/// A secret's name from its name or full ARN (`...:secret:NAME-AbCdEf`).
+pub fn secret_name(id: &str) -> String {
+    match id.split_once(":secret:") {
+        Some((_, rest)) if rest.len() > 7 => rest[..rest.len() - 7].to_string(),
+        _ => id.to_string(),
+    }
+}
+
 /// A task id made from a deployment id (digits only, as ECS's are hex).
 fn task_id(deployment: &str) -> String {
     deployment.chars().filter(char::is_ascii_alphanumeric).collect::<String>().to_lowercase()
@@ -266,7 +353,13 @@ impl Shape {
     /// the request's credential scope). Bodies it does not understand pass as they are.
     pub fn rewrite(&self, st: &mut ShapeState, service: &str, operation: &str, region: &str, body: Vec<u8>) -> Vec<u8> {
         let body = self.rewrite_shape(st, service, operation, region, body);
-        if (service, operation) == ("ecs", "DescribeServices") { self.script(st, body) } else { body }
+        match (service, operation) {
+            ("ecs", "DescribeServices") => self.script(st, body),
+            ("secretsmanager", "DescribeSecret" | "ListSecrets") if self.rotation && !st.rotations.is_empty() => {
+                self.rotation_fields(st, body)
+            }
+            _ => body,
+        }
     }
 
     fn rewrite_shape(

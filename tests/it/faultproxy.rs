@@ -154,6 +154,11 @@ impl FaultProxy {
         self.state.shape_state.lock().unwrap().scripts.remove(service);
     }
 
+    /// The rotation configuration the shaped proxy holds for a secret (by name).
+    pub fn rotation(&self, secret: &str) -> Option<crate::awsshape::Rotation> {
+        self.state.shape_state.lock().unwrap().rotations.get(secret).cloned()
+    }
+
     pub fn calls(&self) -> Vec<Call> {
         self.state.calls.lock().unwrap().clone()
     }

@@ -9,6 +9,7 @@ mod crash;
 mod faultproxy;
 mod faults;
 mod harness;
+mod lifecycle;
 mod policylint;
 mod rollouts;
 mod run;

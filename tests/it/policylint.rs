@@ -28,6 +28,20 @@ async fn every_policy_written_or_printed_passes_the_service_authorization_refere
         run.assert_code(0);
         write(args.join(" "), "identity", serde_json::from_str(&run.stdout).unwrap());
     }
+    // With rotation declared (configured on one secret, cancelled on another).
+    let rotating = example_repo();
+    let values = rotating.path().join("values.yaml");
+    let text = std::fs::read_to_string(&values).unwrap()
+        .replace("  name: web/api\nspec:\n", "  name: web/api\nspec:\n  rotation: { lambdaArn: 'arn:aws:lambda:us-east-1:123456789012:function:rotate', schedule: 'rate(30 days)' }\n")
+        .replace("  name: web/splunk-token\nspec:\n", "  name: web/splunk-token\nspec:\n  rotation: { enabled: false }\n");
+    std::fs::write(&values, text).unwrap();
+    let rotating_dir = rotating.path().display().to_string();
+    let run = moto.secretwire(&["policy", "-m", &rotating_dir], &[]);
+    run.assert_code(0);
+    assert!(
+        run.stdout.contains("secretsmanager:RotateSecret") && run.stdout.contains("secretsmanager:CancelRotateSecret")
+    );
+    write("policy with rotation".into(), "identity", serde_json::from_str(&run.stdout).unwrap());
     let sdk = moto.sdk().await;
     let iam = aws_sdk_iam::Client::new(&sdk);
     let roles = iam.list_roles().send().await.unwrap();

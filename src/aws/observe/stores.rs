@@ -190,7 +190,22 @@ pub(super) fn secret_from_list(s: &aws_sdk_secretsmanager::types::SecretListEntr
         description: s.description().map(str::to_string),
         tags: tags_of(s.tags().iter().map(|t| (t.key(), t.value()))),
         last_changed: s.last_changed_date().map(|d| d.as_secs_f64()),
+        rotation: rotation_of(s.rotation_enabled(), s.rotation_lambda_arn(), s.rotation_rules()),
     })
+}
+
+fn rotation_of(
+    enabled: Option<bool>,
+    lambda: Option<&str>,
+    rules: Option<&aws_sdk_secretsmanager::types::RotationRulesType>,
+) -> ObservedRotation {
+    ObservedRotation {
+        enabled: enabled.unwrap_or(false),
+        lambda_arn: lambda.map(str::to_string),
+        schedule: rules.and_then(|r| r.schedule_expression()).map(str::to_string),
+        after_days: rules.and_then(|r| r.automatically_after_days()),
+        duration: rules.and_then(|r| r.duration()).map(str::to_string),
+    }
 }
 
 /// Secrets: everything this controller owns in one tag-filtered listing (100 a
@@ -278,5 +293,6 @@ fn described(d: &aws_sdk_secretsmanager::operation::describe_secret::DescribeSec
         description: d.description().map(str::to_string),
         tags: tags_of(d.tags().iter().map(|t| (t.key(), t.value()))),
         last_changed: d.last_changed_date().map(|d| d.as_secs_f64()),
+        rotation: rotation_of(d.rotation_enabled(), d.rotation_lambda_arn(), d.rotation_rules()),
     }
 }

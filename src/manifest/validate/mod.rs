@@ -16,6 +16,7 @@ use crate::model::*;
 use crate::value::{InitialValue, JsonField};
 
 mod names;
+mod rotation;
 mod service;
 mod values;
 
@@ -134,6 +135,7 @@ fn build_object(cx: &mut Ctx, doc: Document, origin: Origin) -> Option<Object> {
     let name = doc.name;
     match doc.spec {
         Spec::Parameter(p) => {
+            let p = *p;
             cx.check(&name, check_parameter_name(&name.value));
             let kind = p.kind.as_ref().map(|k| k.value).unwrap_or_default();
             if let (Some(k), ParameterType::String) = (&p.kms_key_id, kind) {
@@ -161,11 +163,13 @@ fn build_object(cx: &mut Ctx, doc: Document, origin: Origin) -> Option<Object> {
             }))
         }
         Spec::Secret(s) => {
+            let s = *s;
             cx.check(&name, check_secret_name(&name.value));
             check_kms(cx, &s.kms_key_id);
             check_description(cx, &s.description, 2048);
             let initial = s.initial_value.and_then(|iv| initial_value(cx, iv, 65536));
             check_tags(cx, &name, &s.tags);
+            let rotation = s.rotation.and_then(|r| rotation::rotation(cx, r));
             Some(Object::Secret(SecretDef {
                 name: name.value,
                 origin,
@@ -174,6 +178,7 @@ fn build_object(cx: &mut Ctx, doc: Document, origin: Origin) -> Option<Object> {
                 initial_value: initial,
                 adopt: s.adopt,
                 tags: s.tags,
+                rotation,
             }))
         }
         Spec::Service(s) => build_service(cx, name, *s, origin).map(|s| Object::Service(Box::new(s))),
