@@ -68,6 +68,8 @@ pub enum Command {
         detailed_exitcode: bool,
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
+        #[command(flatten)]
+        prune: PruneArgs,
     },
     /// Make AWS match the manifests.
     Apply {
@@ -85,6 +87,8 @@ pub enum Command {
         /// With --wait: give up on a rollout after this long.
         #[arg(long, default_value = "30m", value_parser = duration, requires = "wait")]
         timeout: std::time::Duration,
+        #[command(flatten)]
+        prune: PruneArgs,
     },
     /// Run as a controller: reconcile continuously and redeploy on rotation events.
     Run {
@@ -141,6 +145,8 @@ pub enum Command {
         /// Put the same events on the default EventBridge bus (`source: secretwire`).
         #[arg(long)]
         notify_eventbridge: bool,
+        #[command(flatten)]
+        prune: PruneArgs,
     },
     /// Print the task definition JSON apply would register for a Service.
     Render {
@@ -159,7 +165,28 @@ pub enum Command {
         /// Include events:PutEvents on the default bus, for `run --notify-eventbridge`.
         #[arg(long, conflicts_with = "apply_only")]
         notify_eventbridge: bool,
+        /// Include what `--prune` needs (deleting and untagging what secretwire owns).
+        #[arg(long)]
+        prune: bool,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Act on what the plan shows as prunable (`-` lines): delete, deregister,
+    /// or for `Retain` remove secretwire's tags. Without it they are only shown.
+    #[arg(long)]
+    pub prune: bool,
+    /// Refuse the whole pass when more objects than this would be pruned
+    /// (default: 25% of the objects secretwire owns, at least 1).
+    #[arg(long, value_name = "N")]
+    pub max_prune: Option<usize>,
+}
+
+impl PruneArgs {
+    fn mode(&self) -> crate::reconcile::PruneMode {
+        crate::reconcile::PruneMode { enabled: self.prune, max: self.max_prune }
+    }
 }
 
 fn controller_id(s: &str) -> Result<String, String> {
@@ -205,6 +232,7 @@ async fn reconciler(
     concurrency: usize,
     metrics: Arc<Metrics>,
     limits: RateLimits,
+    prune: crate::reconcile::PruneMode,
 ) -> anyhow::Result<Reconciler> {
     let aws = Aws::connect(metrics, limits).await?;
     Ok(Reconciler {
@@ -214,6 +242,7 @@ async fn reconciler(
         cache: Default::default(),
         // One-shot commands read roles and keys every time.
         slow: Default::default(),
+        prune,
     })
 }
 
@@ -248,9 +277,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             ));
             Ok(0)
         }
-        Command::Plan { manifests, output, detailed_exitcode, concurrency } => {
+        Command::Plan { manifests, output, detailed_exitcode, concurrency, prune } => {
             let Some(d) = load(&manifests.dir) else { return Ok(1) };
-            let r = reconciler(&cli.controller_id, concurrency, metrics, limits).await?;
+            let r = reconciler(&cli.controller_id, concurrency, metrics, limits, prune.mode()).await?;
             let plan = r.plan(&d, false).await?;
             match output {
                 Output::Text => emit(&crate::output::plan_text(&plan)),
@@ -264,9 +293,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 0
             })
         }
-        Command::Apply { manifests, output, concurrency, wait, timeout } => {
+        Command::Apply { manifests, output, concurrency, wait, timeout, prune } => {
             let Some(d) = load(&manifests.dir) else { return Ok(1) };
-            let r = reconciler(&cli.controller_id, concurrency, metrics.clone(), limits).await?;
+            let r = reconciler(&cli.controller_id, concurrency, metrics.clone(), limits, prune.mode()).await?;
             let report = r.apply(&d).await?;
             let tally = metrics.aws_call_tally();
             if output == Output::Text {
@@ -315,6 +344,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             max_parallel_rollouts,
             notify_webhooks,
             notify_eventbridge,
+            prune,
         } => {
             let events = match (events_queue, no_events) {
                 (Some(q), _) => crate::run::EventsMode::Queue(q),
@@ -337,6 +367,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 rollout_timeout,
                 max_parallel_rollouts: max_parallel_rollouts.max(1),
                 notify: crate::notify::Sinks { webhooks: notify_webhooks, eventbridge: notify_eventbridge },
+                prune: prune.mode(),
             };
             crate::run::run(cfg, metrics, limits).await?;
             Ok(0)
@@ -347,7 +378,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 eprintln!("error: no Service `{service}` in {}", manifests.dir.display());
                 return Ok(1);
             }
-            let r = reconciler(&cli.controller_id, 8, metrics, limits).await?;
+            let r = reconciler(&cli.controller_id, 8, metrics, limits, Default::default()).await?;
             let plan = r.plan(&d, true).await?;
             match crate::plan::rendered_task_definition(&plan, &service) {
                 Some(td) => {
@@ -363,7 +394,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 }
             }
         }
-        Command::Policy { manifests, apply_only, notify_eventbridge } => {
+        Command::Policy { manifests, apply_only, notify_eventbridge, prune } => {
             let Some(d) = load(&manifests.dir) else { return Ok(1) };
             let aws = Aws::connect(metrics, limits).await?;
             // A service that names no family keeps the one it runs: ask ECS which.
@@ -388,7 +419,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                     ),
                 }
             }
-            print_json(&crate::policy::controller_policy(&d, &aws.scope, !apply_only, &families, notify_eventbridge));
+            let wants =
+                crate::policy::Wants { run: !apply_only, notify_eventbridge, prune, controller_id: &cli.controller_id };
+            print_json(&crate::policy::controller_policy(&d, &aws.scope, wants, &families));
             Ok(0)
         }
     }

@@ -16,6 +16,47 @@ pub const TAG_APPLIED: &str = "secretwire.dev/applied";
 /// On an ECS service: the last deployment secretwire started, `ID TRIGGER
 /// EPOCH-SECONDS`, so a restarted controller goes on following it.
 pub const TAG_ROLLOUT: &str = "secretwire.dev/rollout";
+/// What prune does with the resource once its manifest is gone: `Retain` or
+/// `Delete` (a resource without it is retained). Recorded by apply, because
+/// the manifest is gone when it is read.
+pub const TAG_DELETION_POLICY: &str = "secretwire.dev/deletion-policy";
+/// On a secret with `Delete`: the recovery window DeleteSecret is sent, in days.
+pub const TAG_RECOVERY_WINDOW: &str = "secretwire.dev/recovery-window-days";
+/// On a Service's roles: the ECS service (`cluster/service`) whose deployments
+/// must no longer use the role before prune deletes it.
+pub const TAG_SERVICE: &str = "secretwire.dev/service";
+/// Every tag key secretwire writes starts with this; Retain removes them all.
+pub const TAG_PREFIX: &str = "secretwire.dev/";
+
+/// `spec.deletionPolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub enum DeletionPolicy {
+    Retain,
+    Delete,
+}
+
+impl DeletionPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeletionPolicy::Retain => "Retain",
+            DeletionPolicy::Delete => "Delete",
+        }
+    }
+
+    /// From a resource's tags: `Delete` only when the tag says so.
+    pub fn of(tags: &Tags) -> Self {
+        if tags.get(TAG_DELETION_POLICY).map(String::as_str) == Some("Delete") {
+            DeletionPolicy::Delete
+        } else {
+            DeletionPolicy::Retain
+        }
+    }
+}
+
+/// The recovery window of a secret deleted by prune when the manifest names none.
+pub const DEFAULT_RECOVERY_WINDOW_DAYS: u32 = 30;
+/// Older revisions a Service keeps besides the ones in use, when the manifest names no number.
+pub const DEFAULT_REVISION_HISTORY_LIMIT: u32 = 10;
 
 /// Tags of an AWS resource, sorted by key.
 pub type Tags = BTreeMap<String, String>;
@@ -79,6 +120,16 @@ pub struct Desired {
     /// Objects that are declared but invalid: never applied, but references to
     /// them still count as references to the repo, not to external values.
     pub invalid: BTreeSet<ObjectKey>,
+    /// Problems the last load reported (`run` goes on with what is valid):
+    /// while there are any, nothing is pruned.
+    pub load_errors: usize,
+}
+
+impl Desired {
+    /// Declares nothing at all, valid or not (an empty checkout).
+    pub fn is_empty(&self) -> bool {
+        self.parameters.is_empty() && self.secrets.is_empty() && self.services.is_empty() && self.invalid.is_empty()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +142,8 @@ pub struct ParameterDef {
     pub initial_value: Option<InitialValue>,
     pub adopt: bool,
     pub tags: BTreeMap<String, String>,
+    /// Default `Retain`.
+    pub deletion_policy: DeletionPolicy,
 }
 
 #[derive(Debug, Clone)]
@@ -104,6 +157,10 @@ pub struct SecretDef {
     pub tags: BTreeMap<String, String>,
     /// `spec.rotation`; `None` leaves whatever rotation AWS has alone.
     pub rotation: Option<RotationDef>,
+    /// Default `Retain`.
+    pub deletion_policy: DeletionPolicy,
+    /// 7 to 30 (default 30): DeleteSecret's `RecoveryWindowInDays` when pruned with `Delete`.
+    pub recovery_window_days: u32,
 }
 
 /// A Secret's declared rotation.
@@ -148,6 +205,10 @@ pub struct ServiceDef {
     pub task_role: Option<TaskRoleDef>,
     pub containers: Vec<ContainerWiring>,
     pub redeploy_on_change: bool,
+    /// Default `Delete`: what the Service owns (its roles, its old revisions) goes once unused.
+    pub deletion_policy: DeletionPolicy,
+    /// Revisions kept besides those in use (default 10), like a Kubernetes Deployment's.
+    pub revision_history_limit: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::arn::Scope;
 
-pub use crate::model::{TAG_APPLIED, TAG_MANAGED_BY, TAG_ROLLOUT, TAG_SOURCE, Tags};
+pub use crate::model::{TAG_APPLIED, TAG_DELETION_POLICY, TAG_MANAGED_BY, TAG_ROLLOUT, TAG_SOURCE, Tags};
 
 #[derive(Debug, Clone)]
 pub struct Observed {
@@ -31,6 +31,26 @@ pub struct Observed {
     pub revisions: BTreeMap<String, Arc<Revision>>,
     /// Revisions read and not found.
     pub revisions_missing: BTreeSet<String>,
+    /// What this controller owns that no manifest declares, for prune.
+    pub undeclared: Undeclared,
+}
+
+/// Owned objects (our `managed-by` tag) whose manifest is gone, and what prune
+/// reads to decide on them. Filled by observe (stores, roles) and, after the
+/// services are applied, by the prune reads (ECS services, revision lists).
+#[derive(Debug, Clone, Default)]
+pub struct Undeclared {
+    pub parameters: Vec<ObservedParameter>,
+    pub secrets: Vec<ObservedSecret>,
+    /// Owned roles no declared Service names.
+    pub roles: Vec<Arc<ObservedRole>>,
+    /// Every role this controller owns was listed (the scan ran).
+    pub roles_read: bool,
+    /// The ECS services undeclared roles name (`secretwire.dev/service`), by
+    /// `(cluster, service)`; absent: not found (deleted).
+    pub services: BTreeMap<(String, String), ObservedService>,
+    /// ACTIVE revision ARNs of the families listed this pass, oldest first.
+    pub families: BTreeMap<String, Vec<String>>,
 }
 
 impl Observed {
@@ -43,6 +63,7 @@ impl Observed {
             newest_revisions: BTreeMap::new(),
             revisions: BTreeMap::new(),
             revisions_missing: BTreeSet::new(),
+            undeclared: Undeclared::default(),
             ..self
         }
     }
@@ -58,6 +79,7 @@ impl Observed {
             newest_revisions: BTreeMap::new(),
             revisions: BTreeMap::new(),
             revisions_missing: BTreeSet::new(),
+            undeclared: Undeclared::default(),
         }
     }
 }
@@ -84,6 +106,8 @@ pub struct ObservedSecret {
     pub tags: Tags,
     pub last_changed: Option<f64>,
     pub rotation: ObservedRotation,
+    /// Scheduled for deletion (`DeletedDate` set): restorable until its window ends.
+    pub deleted: bool,
 }
 
 /// A secret's rotation configuration as DescribeSecret and ListSecrets report it.

@@ -32,11 +32,12 @@ pub fn plan_text(plan: &Plan) -> String {
             let _ = writeln!(out, "  ! {} {kind}: {}", p.resource, p.message);
         }
     }
+    out.push_str(&prune_text(&plan.prune));
     let c = plan.counts();
     let _ = writeln!(
         out,
-        "\nPlan: {} to create, {} to update, {} unchanged; {} conflicts, {} errors, {} blocked, {} drift.",
-        c["create"], c["update"], c["unchanged"], c["conflict"], c["error"], c["blocked"], c["drift"]
+        "\nPlan: {} to create, {} to update, {} unchanged, {} to prune; {} conflicts, {} errors, {} blocked, {} drift.",
+        c["create"], c["update"], c["unchanged"], c["prune"], c["conflict"], c["error"], c["blocked"], c["drift"]
     );
     if !plan.has_changes() && !plan.has_failures() {
         let _ = writeln!(out, "No changes. AWS matches the manifests.");
@@ -44,8 +45,34 @@ pub fn plan_text(plan: &Plan) -> String {
     out
 }
 
+/// The objects no manifest declares any more, each `-` line saying what
+/// happens to it or why it waits, then the guard's verdict.
+fn prune_text(prune: &crate::plan::prune::Prune) -> String {
+    let mut out = String::new();
+    if prune.objects.is_empty() {
+        return out;
+    }
+    let _ = writeln!(out, "Not declared any more (pruned with --prune):");
+    for o in &prune.objects {
+        let _ = writeln!(out, "{} {}", o.key.kind, o.key.name);
+        for c in &o.changes {
+            let _ = writeln!(out, "  {} {}: {}", c.action.symbol(), c.resource, c.detail);
+        }
+    }
+    let g = &prune.guard;
+    match &g.refused {
+        Some(why) => {
+            let _ = writeln!(out, "Prune refused: {why}.");
+        }
+        None => {
+            let _ = writeln!(out, "Prune: {} of {} owned objects (at most {} a pass).", g.prunable, g.owned, g.max);
+        }
+    }
+    out
+}
+
 pub fn plan_json(plan: &Plan) -> serde_json::Value {
-    json!({"objects": plan.objects, "summary": plan.counts(), "changesPending": plan.has_changes(), "failed": plan.has_failures()})
+    json!({"objects": plan.objects, "prune": plan.prune, "summary": plan.counts(), "changesPending": plan.has_changes(), "failed": plan.has_failures()})
 }
 
 pub fn apply_text(report: &ApplyReport, tally: &std::collections::BTreeMap<String, u64>) -> String {
@@ -57,7 +84,8 @@ pub fn apply_text(report: &ApplyReport, tally: &std::collections::BTreeMap<Strin
             failed += 1;
             let _ = writeln!(out, "failed  {}: {e}", r.key);
         } else if r.ops > 0 {
-            let _ = writeln!(out, "applied {}: {} writes", r.key, r.ops);
+            let verb = if r.pruned { "pruned " } else { "applied" };
+            let _ = writeln!(out, "{verb} {}: {} writes", r.key, r.ops);
         }
     }
     let problems =

@@ -274,13 +274,26 @@ pub fn granting_statement(policy: &Value, action: &str) -> Option<String> {
 /// the family each service runs now, for services whose manifest and template
 /// name none (`ServiceDef::family_from_running`); without an entry, the
 /// manifest's name is assumed.
+/// What the printed policy covers besides apply.
+#[derive(Debug, Clone, Copy)]
+pub struct Wants<'a> {
+    /// `run`'s queue and rules.
+    pub run: bool,
+    /// `run --notify-eventbridge`.
+    pub notify_eventbridge: bool,
+    /// `--prune`: deleting and untagging what this controller owns.
+    pub prune: bool,
+    /// The controller id the ownership conditions of `prune` name.
+    pub controller_id: &'a str,
+}
+
 pub fn controller_policy(
     desired: &Desired,
     scope: &Scope,
-    run: bool,
+    wants: Wants,
     running_families: &std::collections::BTreeMap<String, String>,
-    notify_eventbridge: bool,
 ) -> Value {
+    let Wants { run, notify_eventbridge, prune, controller_id } = wants;
     let Scope { partition: p, region: r, account: a } = scope;
     let managed_by = "aws:ResourceTag/secretwire.dev/managed-by";
     let request_tag = "aws:RequestTag/secretwire.dev/managed-by";
@@ -333,7 +346,7 @@ pub fn controller_policy(
     if !owned_secrets.is_empty() {
         st.push(json!({"Sid": "CreateSecrets", "Effect": "Allow", "Action": ["secretsmanager:CreateSecret", "secretsmanager:TagResource"],
                        "Resource": owned_secrets.clone(), "Condition": {"StringLike": {request_tag: "*"}}}));
-        st.push(json!({"Sid": "UpdateOwnedSecrets", "Effect": "Allow", "Action": ["secretsmanager:UpdateSecret", "secretsmanager:TagResource"],
+        st.push(json!({"Sid": "UpdateOwnedSecrets", "Effect": "Allow", "Action": ["secretsmanager:UpdateSecret", "secretsmanager:TagResource", "secretsmanager:RestoreSecret"],
                        "Resource": owned_secrets, "Condition": {"StringLike": {managed_by: "*"}}}));
     }
     // Rotation as the manifests declare it: RotateSecret on our secrets, only
@@ -421,6 +434,29 @@ pub fn controller_policy(
         st.push(json!({"Sid": "ListStoppedTasks", "Effect": "Allow", "Action": "ecs:ListTasks", "Resource": instances,
                        "Condition": {"ArnEquals": {"ecs:cluster": cluster_arns}}}));
         st.push(json!({"Sid": "ExplainStoppedTasks", "Effect": "Allow", "Action": "ecs:DescribeTasks", "Resource": task_arns}));
+    }
+    if prune {
+        // What no manifest names any more cannot be listed by ARN: scoped by
+        // our ownership tag instead (each action's resource type takes
+        // `aws:ResourceTag`, Service Authorization Reference), never forced.
+        let ours = json!({"StringEquals": {managed_by: controller_id}});
+        st.push(json!({"Sid": "PruneOwnedParameters", "Effect": "Allow", "Action": ["ssm:DeleteParameter", "ssm:RemoveTagsFromResource"],
+                       "Resource": format!("arn:{p}:ssm:{r}:{a}:parameter/*"), "Condition": ours.clone()}));
+        st.push(json!({"Sid": "PruneOwnedSecrets", "Effect": "Allow", "Action": "secretsmanager:DeleteSecret",
+                       "Resource": format!("arn:{p}:secretsmanager:{r}:{a}:secret:*"),
+                       "Condition": {"StringEquals": {managed_by: controller_id}, "Bool": {"secretsmanager:ForceDeleteWithoutRecovery": "false"}}}));
+        st.push(json!({"Sid": "ReleaseOwnedSecrets", "Effect": "Allow", "Action": "secretsmanager:UntagResource",
+                       "Resource": format!("arn:{p}:secretsmanager:{r}:{a}:secret:*"), "Condition": ours.clone()}));
+        st.push(json!({"Sid": "PruneOwnedRoles", "Effect": "Allow",
+                       "Action": ["iam:DeleteRole", "iam:DeleteRolePolicy", "iam:DetachRolePolicy", "iam:UntagRole"],
+                       "Resource": format!("arn:{p}:iam::{a}:role/*"), "Condition": ours}));
+        // The Service Authorization Reference gives neither action a resource
+        // type: `*` is the only form IAM takes. secretwire deregisters only
+        // revisions whose tags say it registered them.
+        st.push(json!({"Sid": "DeregisterOldRevisions", "Effect": "Allow",
+                       "Action": ["ecs:ListTaskDefinitions", "ecs:DeregisterTaskDefinition"], "Resource": "*"}));
+        st.push(json!({"Sid": "ReadRemovedServices", "Effect": "Allow", "Action": "ecs:DescribeServices",
+                       "Resource": format!("arn:{p}:ecs:{r}:{a}:service/*")}));
     }
     if run {
         let queue = format!("arn:{p}:sqs:{r}:{a}:secretwire-*");

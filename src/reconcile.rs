@@ -10,7 +10,9 @@ use backon::{BackoffBuilder, Retryable};
 use serde::Serialize;
 use tracing::{info, warn};
 
-use crate::aws::observe::{RevisionCache, SlowCache, bounded, newest_revisions, observe, running_revisions};
+use crate::aws::observe::{
+    RevisionCache, SlowCache, bounded, describe_services, newest_revisions, observe, prune_reads, running_revisions,
+};
 use crate::aws::retry::Backoff;
 use crate::aws::write::execute;
 use crate::aws::{Aws, AwsError};
@@ -35,6 +37,9 @@ pub struct ObjectResult {
     /// The deployment an UpdateService started: `(cluster, service, deployment id)`.
     #[serde(skip)]
     pub deployment: Option<(String, String, String)>,
+    /// A prune object's result (its key may also be a declared object's).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pruned: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +87,16 @@ pub struct Reconciler {
     pub cache: RevisionCache,
     /// Roles and keys, re-read every `reverify` (zero in one-shot commands).
     pub slow: Arc<SlowCache>,
+    pub prune: PruneMode,
+}
+
+/// `--prune` and `--max-prune`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PruneMode {
+    /// Act on what the plan shows as prunable (else it is only shown).
+    pub enabled: bool,
+    /// At most this many objects pruned in one pass (default: 25% of the owned, at least 1).
+    pub max: Option<usize>,
 }
 
 impl Reconciler {
@@ -138,7 +153,28 @@ impl Reconciler {
         let services = draft_services(desired, &observed, &self.controller_id, &stores, keep_rendered);
         let mut objects = stores.objects;
         objects.extend(self.plan_services(services, &mut observed).await?);
-        Ok(Plan { objects })
+        let prune = self.plan_prune(desired, &mut observed).await?;
+        Ok(Plan { objects, prune })
+    }
+
+    /// Reads what prune decides on and plans it.
+    async fn plan_prune(
+        &self,
+        desired: &Desired,
+        observed: &mut Observed,
+    ) -> Result<crate::plan::prune::Prune, AwsError> {
+        // Read again after transient failures (a throttling storm), as the other reads are.
+        let mut delays = Backoff::CALL.build();
+        loop {
+            match prune_reads(&self.aws, desired, observed, &self.cache, self.concurrency).await {
+                Err(e) if e.transient => match delays.next() {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => return Err(e),
+                },
+                read => break read?,
+            }
+        }
+        Ok(crate::plan::prune::plan_prune(desired, observed, &self.controller_id, self.prune.max))
     }
 
     pub async fn apply(&self, desired: &Desired) -> Result<ApplyReport, AwsError> {
@@ -178,10 +214,22 @@ impl Reconciler {
             })
             .collect();
         let (service_results, services) = self.run_objects(desired, services, hold).await;
+        if service_results.iter().any(|r| r.ops > 0) {
+            // What deployments run now decides what prune may deregister.
+            let pairs = desired.services.values().map(|s| (s.cluster.as_str(), s.service_name.as_str()));
+            observed.services = describe_services(&self.aws, pairs).await?;
+        }
         results.extend(service_results);
+        let prune = self.plan_prune(desired, &mut observed).await?;
+        if self.prune.enabled && prune.allowed() {
+            let (prune_results, _) = self.run_objects(desired, prune.objects.clone(), hold).await;
+            results.extend(prune_results.into_iter().map(|r| ObjectResult { pruned: true, ..r }));
+        } else if let Some(why) = &prune.guard.refused {
+            warn!(prunable = prune.guard.prunable, reason = %why, "Prune refused");
+        }
         let mut objects = store_plans;
         objects.extend(services);
-        Ok(ApplyReport { plan: Plan { objects }, results, observed })
+        Ok(ApplyReport { plan: Plan { objects, prune }, results, observed })
     }
 
     /// Executes the objects; returns their results and the objects back (moved, not copied).
@@ -203,6 +251,7 @@ impl Reconciler {
                     held: true,
                     registered: None,
                     deployment: None,
+                    pruned: false,
                 };
                 (result, obj)
             })
@@ -220,7 +269,15 @@ impl Reconciler {
                 let key = obj.key.clone();
                 if !obj.problems.iter().all(|p| p.kind == crate::plan::ProblemKind::Drift) {
                     return (
-                        ObjectResult { key, ops: 0, error: None, held: false, registered: None, deployment: None },
+                        ObjectResult {
+                            key,
+                            ops: 0,
+                            error: None,
+                            held: false,
+                            registered: None,
+                            deployment: None,
+                            pruned: false,
+                        },
                         obj,
                     );
                 }
@@ -236,6 +293,7 @@ impl Reconciler {
                             held: false,
                             registered: done.registered,
                             deployment: done.deployment,
+                            pruned: false,
                         }
                     }
                     Err(e) => {
@@ -247,6 +305,7 @@ impl Reconciler {
                             held: false,
                             registered: None,
                             deployment: None,
+                            pruned: false,
                         }
                     }
                 };
@@ -268,7 +327,13 @@ impl Reconciler {
                     _ => None,
                 })
                 .collect();
-            let policy = crate::policy::controller_policy(desired, &self.aws.scope, true, &families, true);
+            let wants = crate::policy::Wants {
+                run: true,
+                notify_eventbridge: true,
+                prune: true,
+                controller_id: &self.controller_id,
+            };
+            let policy = crate::policy::controller_policy(desired, &self.aws.scope, wants, &families);
             for f in pairs.iter_mut().filter_map(|(r, _)| r.error.as_mut()).filter(|f| f.reason == Reason::AccessDenied)
             {
                 if let Some((action, _)) = crate::reason::denied_action(&f.message)

@@ -6,6 +6,7 @@ pub mod limit;
 pub mod notify;
 pub mod observe;
 pub mod plumbing;
+pub mod prune;
 pub mod queue;
 pub mod retry;
 pub mod write;

@@ -78,7 +78,7 @@ macro_rules! call {
 }
 
 /// One call, sent again after the delays of the one policy while `again` holds.
-async fn send<T, F, Fut>(call: F, again: impl Fn(&AwsError) -> bool) -> Result<T, AwsError>
+pub(super) async fn send<T, F, Fut>(call: F, again: impl Fn(&AwsError) -> bool) -> Result<T, AwsError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, AwsError>>,
@@ -86,7 +86,7 @@ where
     call.retry(Backoff::CALL).when(again).await
 }
 
-fn transient(e: &AwsError) -> bool {
+pub(super) fn transient(e: &AwsError) -> bool {
     e.transient
 }
 
@@ -130,6 +130,14 @@ async fn run_op(aws: &Aws, op: &Op, done: &mut Executed) -> Result<(), WriteErro
             Ok(())
         }
         Op::RotateSecret { id, rules } => rotate_secret(aws, id, rules).await,
+        Op::RestoreSecret { .. }
+        | Op::DeleteParameter { .. }
+        | Op::DeleteSecret { .. }
+        | Op::UntagParameter { .. }
+        | Op::UntagSecret { .. }
+        | Op::UntagRole { .. }
+        | Op::DeleteRole { .. }
+        | Op::DeregisterTaskDefinition { .. } => Ok(super::prune::run(aws, op).await?),
         Op::CancelRotation { id } => {
             call!("CancelRotateSecret", transient, aws.secrets.cancel_rotate_secret().secret_id(id)).await?;
             info!(secret = %id, "Cancelled rotation");

@@ -8,7 +8,7 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_saphyr::Spanned;
 
-pub use crate::model::ParameterType;
+pub use crate::model::{DeletionPolicy, ParameterType};
 pub use crate::value::GenerateSpec;
 
 pub type S<T> = Spanned<T>;
@@ -101,6 +101,8 @@ pub struct ParameterSpec {
     pub adopt: bool,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub deletion_policy: Option<S<DeletionPolicy>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,6 +120,10 @@ pub struct SecretSpec {
     pub tags: BTreeMap<String, String>,
     #[serde(default)]
     pub rotation: Option<S<RotationSpec>>,
+    #[serde(default)]
+    pub deletion_policy: Option<S<DeletionPolicy>>,
+    #[serde(default)]
+    pub recovery_window_days: Option<S<u32>>,
 }
 
 /// `spec.rotation` of a Secret: `{ lambdaArn, schedule, duration,
@@ -182,6 +188,10 @@ pub struct ServiceSpec {
     pub containers: Vec<ContainerSpec>,
     #[serde(default = "yes")]
     pub redeploy_on_change: bool,
+    #[serde(default)]
+    pub deletion_policy: Option<S<DeletionPolicy>>,
+    #[serde(default)]
+    pub revision_history_limit: Option<S<u32>>,
 }
 
 #[derive(Debug, Deserialize)]

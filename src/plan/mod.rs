@@ -16,6 +16,7 @@ use crate::reason::Reason;
 use crate::taskdef::{self, Wiring};
 use crate::value::InitialValue;
 
+pub mod prune;
 mod resolve;
 mod roles;
 mod rotation;
@@ -23,11 +24,14 @@ mod service;
 mod stores;
 
 use resolve::Resolution;
+use roles::RoleOwner;
 use service::{Draft, Rendered, Staged};
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Plan {
     pub objects: Vec<ObjectPlan>,
+    /// What no manifest declares any more (`-` lines), and the guard's verdict.
+    pub prune: prune::Prune,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -66,6 +70,8 @@ pub enum Action {
     Create,
     Update,
     Unchanged,
+    /// Prune: deleted, deregistered or (Retain) let go of.
+    Delete,
 }
 
 impl Action {
@@ -74,6 +80,7 @@ impl Action {
             Action::Create => '+',
             Action::Update => '~',
             Action::Unchanged => '=',
+            Action::Delete => '-',
         }
     }
 }
@@ -153,6 +160,42 @@ pub enum Op {
     CancelRotation {
         id: String,
     },
+    /// `RestoreSecret`: a secret scheduled for deletion is declared again.
+    RestoreSecret {
+        id: String,
+    },
+    /// Prune, `Delete`: `DeleteParameter`.
+    DeleteParameter {
+        name: String,
+    },
+    /// Prune, `Delete`: `DeleteSecret` with a recovery window (never forced).
+    DeleteSecret {
+        id: String,
+        recovery_window_days: u32,
+    },
+    /// Prune, `Retain`: our `secretwire.dev/*` tags removed (it must be adopted again).
+    UntagParameter {
+        name: String,
+        keys: Vec<String>,
+    },
+    UntagSecret {
+        id: String,
+        keys: Vec<String>,
+    },
+    UntagRole {
+        name: String,
+        keys: Vec<String>,
+    },
+    /// Prune, `Delete`: the role's inline policies, managed policy attachments, then the role.
+    DeleteRole {
+        name: String,
+        inline: bool,
+        managed: Vec<String>,
+    },
+    /// Prune: a revision secretwire registered that no deployment uses.
+    DeregisterTaskDefinition {
+        arn: String,
+    },
     CreateRole {
         name: String,
         trust: Value,
@@ -215,7 +258,7 @@ impl Op {
 impl Plan {
     pub fn counts(&self) -> BTreeMap<&'static str, usize> {
         let mut c: BTreeMap<&'static str, usize> =
-            ["create", "update", "unchanged", "conflict", "error", "blocked", "drift"]
+            ["create", "update", "unchanged", "prune", "conflict", "error", "blocked", "drift"]
                 .into_iter()
                 .map(|k| (k, 0))
                 .collect();
@@ -225,6 +268,7 @@ impl Plan {
                     Action::Create => "create",
                     Action::Update => "update",
                     Action::Unchanged => "unchanged",
+                    Action::Delete => "prune",
                 })
                 .or_default() += 1;
             }
@@ -238,11 +282,14 @@ impl Plan {
                 .or_default() += 1;
             }
         }
+        c.insert("prune", self.prune.guard.prunable);
         c
     }
 
+    /// Writes pending: changes, or objects prune would act on.
     pub fn has_changes(&self) -> bool {
         self.objects.iter().any(|o| o.changes.iter().any(|c| c.action != Action::Unchanged))
+            || self.prune.guard.prunable > 0
     }
 
     /// Problems that make `apply` fail (drift is only reported).
@@ -285,7 +332,7 @@ pub fn plan(desired: &Desired, observed: &Observed, controller_id: &str) -> Plan
     let mut objects = services.render(observed).decide(observed);
     let mut all = stores.objects;
     all.append(&mut objects);
-    Plan { objects: all }
+    Plan { objects: all, prune: prune::plan_prune(desired, observed, controller_id, None) }
 }
 
 /// The stores' plans (final), and which repo objects block their readers.
@@ -480,5 +527,7 @@ pub fn rendered_task_definition<'a>(plan: &'a Plan, service: &str) -> Option<&'a
     plan.object(&ObjectKey::new(Kind::Service, service))?.rendered.as_ref()
 }
 
+#[cfg(test)]
+mod prune_tests;
 #[cfg(test)]
 mod tests;

@@ -56,6 +56,12 @@ impl Planner<'_> {
                     .value_from()
                 };
                 match (self.o.secrets.get(id), self.d.secrets.get(id)) {
+                    (Some(obs), None) if obs.deleted => Resolution::Problem(
+                        ProblemKind::Error,
+                        Reason::ValueNotFound,
+                        format!("secret {id}"),
+                        "is scheduled for deletion (an external reference must exist)".into(),
+                    ),
                     (Some(obs), _) => {
                         grants.secrets.insert(obs.arn.clone());
                         grants.secret_keys.extend(self.customer_key(obs.kms_key_id.as_deref()));

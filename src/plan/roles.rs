@@ -7,19 +7,37 @@ use serde_json::Value;
 
 use super::*;
 
+/// The Service a role belongs to.
+pub(super) struct RoleOwner<'a> {
+    pub key: &'a ObjectKey,
+    pub def: &'a ServiceDef,
+}
+
+impl RoleOwner<'_> {
+    /// Ours, the Service's deletion policy, and the ECS service whose
+    /// deployments prune waits on (`cluster/service`).
+    fn tags(&self, controller_id: &str) -> Tags {
+        let extra = BTreeMap::from([
+            (TAG_DELETION_POLICY.to_string(), self.def.deletion_policy.as_str().to_string()),
+            (TAG_SERVICE.to_string(), format!("{}/{}", self.def.cluster, self.def.service_name)),
+        ]);
+        owned_tags(controller_id, self.key, &extra)
+    }
+}
+
 impl Planner<'_> {
     /// Plans one role; returns its ARN when the service may use it.
     pub(super) fn role(
         &self,
         plan: &mut ObjectPlan,
-        owner: &ObjectKey,
+        owner: &RoleOwner,
         role: &RoleDef,
         trust: Value,
         inline: Option<Value>,
         what: &str,
     ) -> Option<String> {
         let resource = format!("iam role {} ({what})", role.name);
-        let tags = owned_tags(self.id, owner, &BTreeMap::new());
+        let tags = owner.tags(self.id);
         let policy_summary =
             |p: &Option<Value>| p.as_ref().map_or(0, |p| p["Statement"].as_array().map_or(0, Vec::len));
         let Some(obs) = self.o.roles.get(&role.name) else {

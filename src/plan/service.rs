@@ -11,8 +11,6 @@
 //! 3. [`Rendered::decide`] picks the revision (reuse or register) and the
 //!    UpdateService to it.
 
-use std::collections::BTreeMap;
-
 use serde_json::Value;
 
 use super::*;
@@ -109,12 +107,13 @@ impl Planner<'_> {
         }
         let exec_policy = policy::execution_policy(&grants, &self.o.scope);
         let exec = &def.execution_role;
+        let owner = RoleOwner { key: &key, def };
         let exec_arn =
-            self.role(&mut plan, &key, exec, policy::execution_trust(&self.o.scope), exec_policy, "execution role");
+            self.role(&mut plan, &owner, exec, policy::execution_trust(&self.o.scope), exec_policy, "execution role");
         let task_arn = def.task_role.as_ref().and_then(|t| {
             self.role(
                 &mut plan,
-                &key,
+                &owner,
                 &t.role,
                 policy::task_trust(&self.o.scope),
                 policy::task_policy(&t.statements),
@@ -190,8 +189,9 @@ impl Planner<'_> {
 
 /// The tags a registered revision gets: ours, then the base's own (the
 /// template's `tags`, or the running revision's), ours winning on a clash.
-fn revision_tags(controller_id: &str, key: &ObjectKey, base: &Value) -> Tags {
-    let mut tags = owned_tags(controller_id, key, &BTreeMap::new());
+fn revision_tags(controller_id: &str, key: &ObjectKey, def: &ServiceDef, base: &Value) -> Tags {
+    let policy = [(TAG_DELETION_POLICY.to_string(), def.deletion_policy.as_str().to_string())].into();
+    let mut tags = owned_tags(controller_id, key, &policy);
     for t in base["tags"].as_array().into_iter().flatten() {
         if let (Some(k), Some(v)) = (t["key"].as_str(), t["value"].as_str()) {
             tags.entry(k.to_string()).or_insert_with(|| v.to_string());
@@ -250,7 +250,7 @@ impl<'d> Wired<'d> {
                 return Staged::Done(w.plan);
             }
         };
-        let tags = revision_tags(&w.controller_id, &w.plan.key, base);
+        let tags = revision_tags(&w.controller_id, &w.plan.key, w.def, base);
         if keep_rendered {
             // What `render` prints is what would be registered, tags included.
             let mut shown = rendered.clone();

@@ -7,7 +7,8 @@ impl Planner<'_> {
     pub(super) fn parameter(&self, def: &ParameterDef) -> ObjectPlan {
         let key = ObjectKey::new(Kind::Parameter, &def.name);
         let resource = format!("ssm parameter {}", def.name);
-        let tags = owned_tags(self.id, &key, &def.tags);
+        let mut tags = owned_tags(self.id, &key, &def.tags);
+        tags.insert(TAG_DELETION_POLICY.into(), def.deletion_policy.as_str().into());
         let mut plan = ObjectPlan::new(key.clone());
         let kind_name = match def.kind {
             ParameterType::SecureString => "SecureString",
@@ -99,7 +100,11 @@ impl Planner<'_> {
     pub(super) fn secret(&self, def: &SecretDef) -> ObjectPlan {
         let key = ObjectKey::new(Kind::Secret, &def.name);
         let resource = format!("secret {}", def.name);
-        let tags = owned_tags(self.id, &key, &def.tags);
+        let mut tags = owned_tags(self.id, &key, &def.tags);
+        tags.insert(TAG_DELETION_POLICY.into(), def.deletion_policy.as_str().into());
+        if def.deletion_policy == DeletionPolicy::Delete {
+            tags.insert(TAG_RECOVERY_WINDOW.into(), def.recovery_window_days.to_string());
+        }
         let mut plan = ObjectPlan::new(key.clone());
         if self.missing_key(&mut plan, &resource, def.kms_key_id.as_deref()) {
             return plan;
@@ -132,6 +137,12 @@ impl Planner<'_> {
         let Some(adopting) = self.may_manage(&mut plan, &resource, &obs.tags, def.adopt) else { return plan };
         let mut ops = Vec::new();
         let mut what = Vec::new();
+        if obs.deleted {
+            // Declared again within its recovery window: the same secret (and
+            // ARN, which its readers name) comes back; CreateSecret would fail.
+            what.push("restore: scheduled for deletion, declared again".to_string());
+            ops.push(Op::RestoreSecret { id: obs.arn.clone() });
+        }
         let want_key = def.kms_key_id.as_deref().and_then(|k| self.key_arn(k));
         let have_key = obs.kms_key_id.as_deref().and_then(|k| self.key_arn(k));
         let key_change =
@@ -155,7 +166,7 @@ impl Planner<'_> {
             what.push(if adopting { "adopt: add ownership tags".into() } else { format!("tags: {}", keys_of(&add)) });
             // First: the other writes are allowed on secrets that carry our tag
             // (`policy`: `aws:ResourceTag/secretwire.dev/managed-by`), which an adopted one gains here.
-            ops.insert(0, Op::TagSecret { id: obs.arn.clone(), tags: add });
+            ops.insert(usize::from(obs.deleted), Op::TagSecret { id: obs.arn.clone(), tags: add });
         }
         let action = if ops.is_empty() { Action::Unchanged } else { Action::Update };
         plan.changes.push(Change { diff: Vec::new(), action, resource, detail: what.join(", "), ops });

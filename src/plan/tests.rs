@@ -9,7 +9,7 @@ use serde_json::json;
 use super::*;
 use crate::arn::Scope;
 
-const MANIFESTS: &str = "apiVersion: secretwire.dev/v1alpha1
+pub(super) const MANIFESTS: &str = "apiVersion: secretwire.dev/v1alpha1
 kind: Parameter
 metadata: { name: /web/db }
 spec:
@@ -37,7 +37,7 @@ spec:
         - { name: USER, secret: web/api, jsonKey: user }
 ";
 
-fn desired(text: &str) -> Desired {
+pub(super) fn desired(text: &str) -> Desired {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("m.yaml"), text).unwrap();
     let (d, diags) = crate::manifest::load_dir(dir.path());
@@ -46,7 +46,7 @@ fn desired(text: &str) -> Desired {
 }
 
 /// An account with the service running `web:1` and a customer managed key.
-fn account(full_arns: bool) -> Observed {
+pub(super) fn account(full_arns: bool) -> Observed {
     let mut o = Observed::new(Scope::new("us-east-1", "123456789012"));
     o.keys.insert(
         "alias/web".into(),
@@ -100,6 +100,7 @@ fn simulate(o: &mut Observed, plan: &Plan, full_arns: bool, kinds: &[Kind]) {
                             tags,
                             last_changed: None,
                             rotation: Default::default(),
+                            deleted: false,
                         },
                     );
                 }
@@ -118,6 +119,16 @@ fn simulate(o: &mut Observed, plan: &Plan, full_arns: bool, kinds: &[Kind]) {
                         duration: rules.duration,
                     };
                 }
+                Op::RestoreSecret { id } => {
+                    o.secrets.values_mut().find(|s| s.arn == id).unwrap().deleted = false;
+                }
+                Op::DeleteParameter { .. }
+                | Op::DeleteSecret { .. }
+                | Op::UntagParameter { .. }
+                | Op::UntagSecret { .. }
+                | Op::UntagRole { .. }
+                | Op::DeleteRole { .. }
+                | Op::DeregisterTaskDefinition { .. } => unreachable!("prune ops are not in plan.objects"),
                 Op::CancelRotation { id } => {
                     o.secrets.values_mut().find(|s| s.arn == id).unwrap().rotation.enabled = false;
                 }
@@ -195,7 +206,7 @@ fn reads(d: &Desired, o: &Observed) -> (Vec<String>, Vec<String>) {
 }
 
 /// The example manifests, applied (stores, then services) to `account(true)`.
-fn applied_example() -> (Desired, Observed) {
+pub(super) fn applied_example() -> (Desired, Observed) {
     let d = desired(MANIFESTS);
     let mut o = account(true);
     let first = plan(&d, &o, "default");
@@ -251,6 +262,7 @@ fn an_unowned_secret_is_a_conflict_and_blocks_its_services_only() {
             tags: BTreeMap::new(),
             last_changed: None,
             rotation: Default::default(),
+            deleted: false,
         },
     );
     let p = plan(&d, &o, "default");

@@ -359,6 +359,7 @@ fn account(drop: &[&str]) -> Observed {
         tags: Default::default(),
         last_changed: None,
         rotation: Default::default(),
+        deleted: false,
     };
     o.secrets.insert("web/api".into(), secret("web/api", "AbCdEf", Some(KEY)));
     o.secrets.insert("web/splunk-token".into(), secret("web/splunk-token", "GhIjKl", None));

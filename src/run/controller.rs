@@ -15,7 +15,7 @@ use super::holds::Holds;
 use super::redeploy::Redeployer;
 use super::reload::{Manifests, keys};
 use super::rollouts::{Ctx, Rollouts, waiting};
-use super::status::{ConditionType, PassOutcome, Shared, Verdict, verdicts};
+use super::status::{ConditionType, PassOutcome, PruneStatus, Shared, Verdict, verdicts};
 use super::{RunConfig, now};
 use crate::aws::Aws;
 use crate::aws::queue::{Message, Queue, Receipt};
@@ -76,6 +76,7 @@ impl Controller {
             concurrency: cfg.concurrency,
             cache: Default::default(),
             slow: Arc::new(crate::aws::observe::SlowCache::new(cfg.reverify)),
+            prune: cfg.prune,
         };
         Self {
             manifests: Manifests::new(cfg.dir.clone()),
@@ -248,8 +249,24 @@ impl Controller {
     fn record(&mut self, report: &ApplyReport) {
         let t = now();
         let at = Instant::now();
-        let results: BTreeMap<_, _> = report.results.iter().map(|r| (&r.key, r)).collect();
+        let results: BTreeMap<_, _> = report.results.iter().filter(|r| !r.pruned).map(|r| (&r.key, r)).collect();
         let mut board = self.shared.board();
+        let prune = &report.plan.prune;
+        let pruned: BTreeMap<_, _> = report.results.iter().filter(|r| r.pruned).map(|r| (&r.key, r)).collect();
+        board.prune = (!prune.objects.is_empty()).then(|| PruneStatus {
+            enabled: self.rec.prune.enabled,
+            guard: prune.guard.clone(),
+            objects: prune
+                .objects
+                .iter()
+                .flat_map(|o| o.changes.iter().map(move |c| format!("{}: {}: {}", o.key, c.resource, c.detail)))
+                .collect(),
+            failed: prune
+                .objects
+                .iter()
+                .filter_map(|o| pruned.get(&o.key).and_then(|r| r.error.as_ref()).map(|e| format!("{}: {e}", o.key)))
+                .collect(),
+        });
         for plan in &report.plan.objects {
             let r = results.get(&plan.key);
             let failure: Option<&Failure> = r.and_then(|r| r.error.as_ref());

@@ -76,6 +76,8 @@ pub struct RunConfig {
     /// Deployments in progress at once, at most (the rest wait in order).
     pub max_parallel_rollouts: usize,
     pub notify: crate::notify::Sinks,
+    /// `--prune`, `--max-prune`.
+    pub prune: crate::reconcile::PruneMode,
 }
 
 /// Wall-clock seconds since the epoch (event and deployment times are on it).

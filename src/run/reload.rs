@@ -61,6 +61,7 @@ impl Manifests {
     /// version; one that disappeared is dropped.
     pub fn reload(&mut self) -> Reloaded {
         let (mut fresh, diags) = crate::manifest::load_dir(&self.dir);
+        fresh.load_errors = diags.len();
         let mut out = Reloaded { diagnostics: diags.iter().map(ToString::to_string).collect(), ..Default::default() };
         self.kept_invalid.clear();
         for key in fresh.invalid.clone() {

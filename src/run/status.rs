@@ -282,6 +282,23 @@ pub struct StatusBoard {
     pub events_queue: Option<String>,
     pub manifest_errors: Vec<String>,
     pub objects: BTreeMap<String, ObjectStatus>,
+    /// What the last pass found not declared any more, and what prune did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prune: Option<PruneStatus>,
+}
+
+/// Prune as the last pass saw it.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PruneStatus {
+    /// `--prune`: acted on, else only shown.
+    pub enabled: bool,
+    #[serde(flatten)]
+    pub guard: crate::plan::prune::Guard,
+    /// One line per object: `Kind/name: resource: what happens, or why it waits`.
+    pub objects: Vec<String>,
+    /// Prune writes that failed this pass, with why.
+    pub failed: Vec<String>,
 }
 
 impl StatusBoard {

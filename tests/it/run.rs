@@ -314,6 +314,7 @@ const NOT_EXERCISED: &[(&str, &str)] = &[
     ("ssm:ListTagsForResource", "ownership check after a lost PutParameter answer (faults::apply_…)"),
     ("secretsmanager:DescribeSecret", "referenced secrets not declared here; a lost CreateSecret answer (faults)"),
     ("secretsmanager:UpdateSecret", "a declared description or key changed (apply::…)"),
+    ("secretsmanager:RestoreSecret", "a secret scheduled for deletion declared again (lifecycle::…)"),
     ("sqs:ChangeMessageVisibility", "held messages returned on SIGTERM (run::sigterm_…)"),
     ("ecs:ListTasks", "a failed rollout's stopped tasks (rollouts::a_failed_rotation_rollout_…)"),
     ("ecs:DescribeTasks", "a failed rollout's stopped tasks (rollouts::a_failed_rotation_rollout_…)"),

@@ -15,19 +15,21 @@ use tokio::task::JoinSet;
 use super::{Aws, AwsError, classify};
 use crate::arn::RawTarget;
 use crate::model::ChangedValue;
-use crate::model::{Desired, ValueRef};
+use crate::model::{Desired, Kind, ObjectKey, ValueRef};
 use crate::observed::*;
 use crate::policy::{INLINE_POLICY_NAME, decode_document};
 
 mod ecs;
 mod keys;
+mod prune;
 mod roles;
 mod stores;
 mod tasks;
 
 pub use ecs::{describe_services, describe_services_with_events, newest_revisions, running_revisions};
 use keys::keys;
-use roles::roles;
+pub use prune::prune_reads;
+use roles::{owned_roles, roles};
 pub use roles::{read_role, role};
 pub use stores::last_change_times;
 use stores::{parameters, secrets};
@@ -44,6 +46,8 @@ pub struct SlowCache {
     pub reverify: std::time::Duration,
     roles: Remembered<Arc<ObservedRole>>,
     keys: Remembered<KmsKey>,
+    /// Every role this controller owns (the prune scan), and when it was read.
+    owned_roles: Mutex<Option<(Vec<Arc<ObservedRole>>, std::time::Instant)>>,
 }
 
 /// By name: what was found (or that nothing was), and when it was read.
@@ -56,6 +60,7 @@ impl SlowCache {
 
     pub fn forget_role(&self, name: &str) {
         self.roles.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+        *self.owned_roles.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// Splits names into what is fresh in `map` (found or known missing) and what must be read.
@@ -215,14 +220,19 @@ pub async fn observe(
 ) -> Result<Observed, AwsError> {
     let w = wanted(desired, aws);
     let mut o = Observed::new(aws.scope.clone());
-    let (params, secrets, roles, services) = tokio::try_join!(
+    let ((params, undeclared_params), (secrets, undeclared_secrets), roles, owned_roles, services) = tokio::try_join!(
         parameters(aws, desired, &w, controller_id, concurrency),
-        secrets(aws, &w, controller_id, concurrency),
+        secrets(aws, desired, &w, controller_id, concurrency),
         roles(aws, &w.roles, slow, concurrency),
+        owned_roles(aws, controller_id, slow),
         describe_services(aws, desired.services.values().map(|s| (s.cluster.as_str(), s.service_name.as_str()))),
     )?;
     o.parameters = params;
     o.secrets = secrets;
+    o.undeclared.parameters = undeclared_params;
+    o.undeclared.secrets = undeclared_secrets;
+    o.undeclared.roles = owned_roles.into_iter().filter(|r| !w.roles.contains(&r.name)).collect();
+    o.undeclared.roles_read = true;
     o.roles = roles;
     o.services = services;
     o.keys = keys(aws, desired, &o, slow, concurrency).await?;

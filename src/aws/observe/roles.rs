@@ -61,38 +61,81 @@ pub(super) async fn roles_by_authorization_details(
             if !wanted.contains(name) {
                 continue;
             }
-            let decode = |d: &str| decode_document(d).map_err(|m| AwsError::other("GetAccountAuthorizationDetails", m));
-            let trust = r.assume_role_policy_document().map(decode).transpose()?.unwrap_or(Value::Null);
-            let trust = (&trust).into();
-            let inline_policy = r
-                .role_policy_list()
-                .iter()
-                .find(|p| p.policy_name() == Some(INLINE_POLICY_NAME))
-                .and_then(|p| p.policy_document())
-                .map(decode)
-                .transpose()?
-                .map(|d| (&d).into());
-            out.insert(
-                name.to_string(),
-                ObservedRole {
-                    name: name.to_string(),
-                    arn: r.arn().unwrap_or_default().to_string(),
-                    trust,
-                    inline_policy,
-                    managed_policy_arns: r
-                        .attached_managed_policies()
-                        .iter()
-                        .filter_map(|p| p.policy_arn().map(str::to_string))
-                        .collect(),
-                    tags: tags_of(r.tags().iter().map(|t| (Some(t.key()), Some(t.value())))),
-                },
-            );
+            out.insert(name.to_string(), role_detail(r)?);
         }
         marker = page.marker().map(str::to_string);
         if !page.is_truncated() || marker.is_none() {
             break;
         }
     }
+    Ok(out)
+}
+
+fn role_detail(r: &aws_sdk_iam::types::RoleDetail) -> Result<ObservedRole, AwsError> {
+    let decode = |d: &str| decode_document(d).map_err(|m| AwsError::other("GetAccountAuthorizationDetails", m));
+    let trust = r.assume_role_policy_document().map(decode).transpose()?.unwrap_or(Value::Null);
+    let inline_policy = r
+        .role_policy_list()
+        .iter()
+        .find(|p| p.policy_name() == Some(INLINE_POLICY_NAME))
+        .and_then(|p| p.policy_document())
+        .map(decode)
+        .transpose()?
+        .map(|d| (&d).into());
+    Ok(ObservedRole {
+        name: r.role_name().unwrap_or_default().to_string(),
+        arn: r.arn().unwrap_or_default().to_string(),
+        trust: (&trust).into(),
+        inline_policy,
+        managed_policy_arns: r
+            .attached_managed_policies()
+            .iter()
+            .filter_map(|p| p.policy_arn().map(str::to_string))
+            .collect(),
+        tags: tags_of(r.tags().iter().map(|t| (Some(t.key()), Some(t.value())))),
+    })
+}
+
+/// Every role this controller owns (tag `managed-by` = its id), declared or
+/// not: one paginated GetAccountAuthorizationDetails, which carries each
+/// role's tags (ListRoles does not). `run` reads it every `reverify`.
+pub(super) async fn owned_roles(
+    aws: &Aws,
+    controller_id: &str,
+    slow: &SlowCache,
+) -> Result<Vec<Arc<ObservedRole>>, AwsError> {
+    {
+        let cached = slow.owned_roles.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((roles, at)) = cached.as_ref()
+            && at.elapsed() < slow.reverify
+        {
+            return Ok(roles.clone());
+        }
+    }
+    let mut out = Vec::new();
+    let mut marker = None;
+    loop {
+        let page = aws
+            .iam
+            .get_account_authorization_details()
+            .filter(aws_sdk_iam::types::EntityType::Role)
+            .max_items(1000)
+            .set_marker(marker)
+            .send()
+            .await
+            .map_err(|e| classify("GetAccountAuthorizationDetails", e))?;
+        for r in page.role_detail_list() {
+            let ours = r.tags().iter().any(|t| t.key() == TAG_MANAGED_BY && t.value() == controller_id);
+            if ours {
+                out.push(Arc::new(role_detail(r)?));
+            }
+        }
+        marker = page.marker().map(str::to_string);
+        if !page.is_truncated() || marker.is_none() {
+            break;
+        }
+    }
+    *slow.owned_roles.lock().unwrap_or_else(|e| e.into_inner()) = Some((out.clone(), std::time::Instant::now()));
     Ok(out)
 }
 

@@ -125,7 +125,7 @@ pub(super) async fn parameters(
     w: &Wanted,
     controller_id: &str,
     concurrency: usize,
-) -> Result<BTreeMap<String, ObservedParameter>, AwsError> {
+) -> Result<(BTreeMap<String, ObservedParameter>, Vec<ObservedParameter>), AwsError> {
     let mut found = BTreeMap::new();
     let owned_filter = ParameterStringFilter::builder()
         .key(format!("tag:{TAG_MANAGED_BY}"))
@@ -133,11 +133,37 @@ pub(super) async fn parameters(
         .values(controller_id)
         .build()
         .map_err(|e| AwsError::other("DescribeParameters", e.to_string()))?;
-    for mut p in describe_parameters(aws, owned_filter).await? {
+    let owned_listed = describe_parameters(aws, owned_filter).await?;
+    // The deletion policy of what we own, by two more tag-filtered listings
+    // (instead of one ListTagsForResource per parameter).
+    let mut policies: BTreeMap<String, &str> = BTreeMap::new();
+    if !owned_listed.is_empty() {
+        for policy in ["Delete", "Retain"] {
+            let filter = ParameterStringFilter::builder()
+                .key(format!("tag:{TAG_DELETION_POLICY}"))
+                .option("Equals")
+                .values(policy)
+                .build()
+                .map_err(|e| AwsError::other("DescribeParameters", e.to_string()))?;
+            for p in describe_parameters(aws, filter).await? {
+                policies.insert(p.name, policy);
+            }
+        }
+    }
+    let mut undeclared = Vec::new();
+    for mut p in owned_listed {
+        // Ownership is what the filter proved; the source tag is ours by construction.
+        p.tags.insert(TAG_MANAGED_BY.into(), controller_id.into());
+        p.tags.insert(TAG_SOURCE.into(), format!("Parameter/{}", p.name));
+        if let Some(policy) = policies.get(&p.name) {
+            p.tags.insert(TAG_DELETION_POLICY.into(), policy.to_string());
+        }
+        if !desired.parameters.contains_key(&p.name)
+            && !desired.invalid.contains(&ObjectKey::new(Kind::Parameter, &p.name))
+        {
+            undeclared.push(p.clone());
+        }
         if w.parameters.contains(&p.name) {
-            // Ownership is what the filter proved; the source tag is ours by construction.
-            p.tags.insert(TAG_MANAGED_BY.into(), controller_id.into());
-            p.tags.insert(TAG_SOURCE.into(), format!("Parameter/{}", p.name));
             found.insert(p.name.clone(), p);
         }
     }
@@ -179,7 +205,7 @@ pub(super) async fn parameters(
             p.tags = tags;
         }
     }
-    Ok(found)
+    Ok((found, undeclared))
 }
 
 pub(super) fn secret_from_list(s: &aws_sdk_secretsmanager::types::SecretListEntry) -> Option<ObservedSecret> {
@@ -191,6 +217,7 @@ pub(super) fn secret_from_list(s: &aws_sdk_secretsmanager::types::SecretListEntr
         tags: tags_of(s.tags().iter().map(|t| (t.key(), t.value()))),
         last_changed: s.last_changed_date().map(|d| d.as_secs_f64()),
         rotation: rotation_of(s.rotation_enabled(), s.rotation_lambda_arn(), s.rotation_rules()),
+        deleted: s.deleted_date().is_some(),
     })
 }
 
@@ -212,18 +239,26 @@ fn rotation_of(
 /// page, tags included), then by name what is not owned, then by ARN.
 pub(super) async fn secrets(
     aws: &Aws,
+    desired: &Desired,
     w: &Wanted,
     controller_id: &str,
     concurrency: usize,
-) -> Result<BTreeMap<String, ObservedSecret>, AwsError> {
+) -> Result<(BTreeMap<String, ObservedSecret>, Vec<ObservedSecret>), AwsError> {
     let mut found = BTreeMap::new();
+    let mut undeclared = Vec::new();
     let owned = vec![
         Filter::builder().key(FilterNameStringType::TagKey).values(TAG_MANAGED_BY).build(),
         Filter::builder().key(FilterNameStringType::TagValue).values(controller_id).build(),
     ];
     for s in list_secrets(aws, owned).await? {
         // The two filters match independently: check the pair.
-        if w.secret_names.contains(&s.name) && s.tags.get(TAG_MANAGED_BY).map(String::as_str) == Some(controller_id) {
+        if s.tags.get(TAG_MANAGED_BY).map(String::as_str) != Some(controller_id) {
+            continue;
+        }
+        if !desired.secrets.contains_key(&s.name) && !desired.invalid.contains(&ObjectKey::new(Kind::Secret, &s.name)) {
+            undeclared.push(s.clone());
+        }
+        if w.secret_names.contains(&s.name) {
             found.insert(s.name.clone(), s);
         }
     }
@@ -247,8 +282,8 @@ pub(super) async fn secrets(
         async move {
             match sm.describe_secret().secret_id(&name).send().await {
                 // A name that ends like a suffix can resolve to another secret: keep exact names only.
-                // A secret scheduled for deletion is not there for tasks to read.
-                Ok(d) if d.name() == Some(name.as_str()) && d.deleted_date().is_none() => Ok(Some(described(&d))),
+                // One scheduled for deletion is kept as such (`deleted`): it can be restored.
+                Ok(d) if d.name() == Some(name.as_str()) => Ok(Some(described(&d))),
                 Ok(_) => Ok(None),
                 Err(e) => {
                     let e = classify("DescribeSecret", e);
@@ -282,7 +317,7 @@ pub(super) async fn secrets(
             found.insert(arn, s);
         }
     }
-    Ok(found)
+    Ok((found, undeclared))
 }
 
 fn described(d: &aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput) -> ObservedSecret {
@@ -294,5 +329,6 @@ fn described(d: &aws_sdk_secretsmanager::operation::describe_secret::DescribeSec
         tags: tags_of(d.tags().iter().map(|t| (t.key(), t.value()))),
         last_changed: d.last_changed_date().map(|d| d.as_secs_f64()),
         rotation: rotation_of(d.rotation_enabled(), d.rotation_lambda_arn(), d.rotation_rules()),
+        deleted: d.deleted_date().is_some(),
     }
 }

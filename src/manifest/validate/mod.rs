@@ -160,6 +160,7 @@ fn build_object(cx: &mut Ctx, doc: Document, origin: Origin) -> Option<Object> {
                 initial_value: initial,
                 adopt: p.adopt,
                 tags: p.tags,
+                deletion_policy: p.deletion_policy.map_or(DeletionPolicy::Retain, |d| d.value),
             }))
         }
         Spec::Secret(s) => {
@@ -170,6 +171,17 @@ fn build_object(cx: &mut Ctx, doc: Document, origin: Origin) -> Option<Object> {
             let initial = s.initial_value.and_then(|iv| initial_value(cx, iv, 65536));
             check_tags(cx, &name, &s.tags);
             let rotation = s.rotation.and_then(|r| rotation::rotation(cx, r));
+            let deletion_policy = s.deletion_policy.map_or(DeletionPolicy::Retain, |d| d.value);
+            if let Some(w) = &s.recovery_window_days {
+                if !(7..=30).contains(&w.value) {
+                    cx.err(
+                        w.referenced,
+                        "recoveryWindowDays must be from 7 to 30 (DeleteSecret's RecoveryWindowInDays)",
+                    );
+                } else if deletion_policy != DeletionPolicy::Delete {
+                    cx.err(w.referenced, "recoveryWindowDays applies only with deletionPolicy: Delete");
+                }
+            }
             Some(Object::Secret(SecretDef {
                 name: name.value,
                 origin,
@@ -179,6 +191,8 @@ fn build_object(cx: &mut Ctx, doc: Document, origin: Origin) -> Option<Object> {
                 adopt: s.adopt,
                 tags: s.tags,
                 rotation,
+                deletion_policy,
+                recovery_window_days: s.recovery_window_days.map_or(DEFAULT_RECOVERY_WINDOW_DAYS, |w| w.value),
             }))
         }
         Spec::Service(s) => build_service(cx, name, *s, origin).map(|s| Object::Service(Box::new(s))),

@@ -11,6 +11,11 @@ pub(super) fn build_service(
 ) -> Option<ServiceDef> {
     cx.check(&name, check_ecs_name("metadata.name", &name.value));
     cx.check(&s.cluster, check_cluster(&s.cluster.value));
+    if let Some(l) = &s.revision_history_limit
+        && l.value > 1000
+    {
+        cx.err(l.referenced, "revisionHistoryLimit must be from 0 to 1000");
+    }
     let service_name = s.service_name.map(|n| {
         cx.check(&n, check_ecs_name("serviceName", &n.value));
         n.value
@@ -125,6 +130,8 @@ pub(super) fn build_service(
         task_role,
         containers,
         redeploy_on_change: s.redeploy_on_change,
+        deletion_policy: s.deletion_policy.map_or(DeletionPolicy::Delete, |d| d.value),
+        revision_history_limit: s.revision_history_limit.map_or(DEFAULT_REVISION_HISTORY_LIMIT, |l| l.value),
     })
 }
 
