@@ -325,7 +325,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                     print_json(&v);
                 }
             }
-            Ok(if report.failed() || rollout_failed { 1 } else { 0 })
+            // Asked to prune and refused: what was asked did not happen.
+            let prune_refused = prune.prune && report.plan.prune.guard.refused.is_some();
+            Ok(if report.failed() || rollout_failed || prune_refused { 1 } else { 0 })
         }
         Command::Run {
             manifests,

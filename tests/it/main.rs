@@ -11,5 +11,6 @@ mod faults;
 mod harness;
 mod lifecycle;
 mod policylint;
+mod prune;
 mod rollouts;
 mod run;

@@ -26,7 +26,9 @@ pub async fn prune_reads(
     for (family, limit, key) in managed_families(desired, o) {
         let Some(svc) = o.services.get(&key) else { continue };
         let newest = o.newest_revisions.get(&family).cloned().flatten().and_then(|r| r.value()["revision"].as_u64());
-        let highest = svc.deployments.iter().filter_map(|d| revision_number(&d.task_definition)).chain(newest).max();
+        let running = std::iter::once(svc.task_definition.as_str())
+            .chain(svc.deployments.iter().map(|d| d.task_definition.as_str()));
+        let highest = running.filter_map(revision_number).chain(newest).max();
         if highest.is_some_and(|h| h > u64::from(limit) + 1) {
             families.insert(family, limit);
         }
