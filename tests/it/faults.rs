@@ -16,7 +16,7 @@ const WRITES: &[&str] =
 
 /// 25% throttling and 5% lost answers, as the issue names them, plus some 5xx,
 /// resets and latency.
-fn harsh(lose_first: &[&'static str]) -> Faults {
+pub fn harsh(lose_first: &[&'static str]) -> Faults {
     Faults {
         throttle: 0.25,
         server_error: 0.03,

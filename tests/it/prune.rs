@@ -271,9 +271,14 @@ async fn a_removed_services_role_waits_for_a_deployment_that_no_longer_names_it_
         .send()
         .await
         .unwrap();
-    let run = acct.sw(&["apply", "-m", &dir, "--prune", "--max-prune", "10"]);
+    let recording = FaultProxy::start(acct.endpoint(), Default::default(), 0);
+    let run = acct.apply_through(&recording, &["-m", &dir, "--prune", "--max-prune", "10"]);
     run.assert_code(0);
     assert!(run.stdout.contains("- iam role worker-execution: delete: inline policy secretwire"), "{}", run.stdout);
+    for op in ["DeleteRolePolicy", "DeleteRole", "DeregisterTaskDefinition"] {
+        assert!(recording.calls().iter().any(|c| c.operation == op), "{op}");
+    }
+    assert_policy_covers(&acct, &dir, &recording);
     assert!(!role_exists(&sdk, "worker-execution").await, "deleted once no deployment names it");
     // The revision secretwire registered for the worker goes; the bootstrap's and the pipeline's stay.
     let active = ecs.list_task_definitions().family_prefix("worker").send().await.unwrap();
@@ -325,4 +330,152 @@ async fn thirty_revisions_are_pruned_to_the_ones_in_use_and_the_ten_newest() {
     let mut want: Vec<u32> = vec![1];
     want.extend(21..=31);
     assert_eq!(left, want, "{}", run.stdout);
+}
+
+impl Account {
+    /// Where the product is pointed: the shaped proxy in AWS-shape mode, else moto.
+    fn endpoint(&self) -> &str {
+        self.proxy.as_ref().map_or(self.moto.url.as_str(), |p| p.url.as_str())
+    }
+
+    /// `apply` through `proxy`.
+    fn apply_through(&self, proxy: &FaultProxy, args: &[&str]) -> Run {
+        let mut cmd = self.moto.command();
+        cmd.env("AWS_ENDPOINT_URL", &proxy.url).args(["apply"]).args(args);
+        for (k, v) in demo_env() {
+            cmd.env(k, v);
+        }
+        Run::from(cmd.output().unwrap())
+    }
+}
+
+/// What prune leaves: the deleted parameter gone, the secret scheduled once,
+/// the retained values let go of, everything declared intact.
+async fn assert_pruned(sdk: &aws_config::SdkConfig) {
+    assert!(!parameter_exists(sdk, "/extra/deleted").await);
+    let days = deletion_in_days(sdk, "extra/deleted").await.expect("scheduled for deletion");
+    assert!((6.9..7.1).contains(&days), "{days}");
+    assert!(!ours(&parameter_tags(sdk, "/extra/kept").await) && !ours(&secret_tags(sdk, "extra/kept").await));
+    assert!(parameter_exists(sdk, "/web/database-password").await);
+    assert!(ours(&parameter_tags(sdk, "/web/database-password").await));
+    for declared in ["web/api", "web/splunk-token", "registry/dockerhub"] {
+        assert!(
+            deletion_in_days(sdk, declared).await.is_none() && ours(&secret_tags(sdk, declared).await),
+            "{declared}"
+        );
+    }
+    for role in ["web-execution", "web-task", "worker-execution"] {
+        assert!(role_exists(sdk, role).await, "{role}");
+    }
+}
+
+#[tokio::test]
+async fn prune_under_throttling_lost_answers_and_kill_9_converges_and_deletes_nothing_twice() {
+    const PRUNE_WRITES: &[&str] = &["DeleteParameter", "DeleteSecret", "RemoveTagsFromResource", "UntagResource"];
+    let acct = Account::start();
+    let repo = applied_with_extra(&acct).await;
+    let dir = repo.path().display().to_string();
+    std::fs::remove_file(repo.path().join("extra.yaml")).unwrap();
+    acct.plan_until(&dir, "- secret extra/kept");
+    let sdk = acct.moto.sdk().await;
+
+    // Killed at moments spread over a pruning apply (seeded), then run again.
+    let mut rng = 0x9E37_79B9u64;
+    let mut deletes = 0;
+    let deleted = |p: &FaultProxy| {
+        p.calls()
+            .iter()
+            .filter(|c| ["DeleteSecret", "DeleteParameter"].contains(&c.operation.as_str()) && c.applied)
+            .count()
+    };
+    for trial in 0..3 {
+        let slow = FaultProxy::start(
+            acct.endpoint(),
+            crate::faultproxy::Faults { latency: 1.0, latency_by: Duration::from_millis(40), ..Default::default() },
+            trial,
+        );
+        let mut cmd = acct.moto.command();
+        cmd.env("AWS_ENDPOINT_URL", &slow.url).args(["apply", "-m", &dir, "--prune", "--max-prune", "4"]);
+        let mut child = cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+        rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        // Not synchronisation: the kill moment is the input of the trial.
+        std::thread::sleep(Duration::from_millis(200 + (rng >> 33) % 1500));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        deletes += deleted(&slow);
+    }
+    // Then under 25% throttling, 5xx, resets and lost answers (each prune write's first answer lost).
+    let faulty = FaultProxy::start(acct.endpoint(), crate::faults::harsh(PRUNE_WRITES), 0x9A0E);
+    let run = acct.apply_through(&faulty, &["-m", &dir, "--prune", "--max-prune", "4"]);
+    run.assert_code(0);
+    assert_pruned(&sdk).await;
+    deletes += deleted(&faulty);
+    assert_policy_covers(&acct, &dir, &faulty);
+    assert_eq!(deletes, 2, "one DeleteParameter and one DeleteSecret took effect in all: a resend found each done");
+    let again = acct.sw(&["apply", "-m", &dir, "--prune", "--max-prune", "4", "--output", "json"]);
+    assert_eq!(again.json()["awsWriteCount"], 0, "converged: {}", again.stdout);
+}
+
+#[tokio::test]
+async fn run_prunes_what_leaves_the_repo_and_refuses_while_the_manifests_have_errors() {
+    let acct = Account::start();
+    let repo = applied_with_extra(&acct).await;
+    let sdk = acct.moto.sdk().await;
+    let mut cmd = acct.moto.command();
+    cmd.env("AWS_ENDPOINT_URL", acct.endpoint());
+    let run =
+        start_run_with(cmd, repo.path(), &["--no-events", "--prune", "--max-prune", "10", "--resync-interval", "1s"]);
+    run.wait_ready();
+
+    // A file that no longer parses, and a Delete parameter removed at the same time: nothing is pruned.
+    let one = "apiVersion: secretwire.dev/v1alpha1\nkind: Parameter\nmetadata: { name: /extra/deleted }\nspec:\n  deletionPolicy: Delete\n  initialValue: { generate: { length: 16 } }\n";
+    std::fs::write(repo.path().join("extra.yaml"), EXTRA.replace(one, "")).unwrap();
+    std::fs::write(repo.path().join("broken.yaml"), "apiVersion: [unclosed\n").unwrap();
+    eventually!("the refusal on /status", 30, run, {
+        run.status()["prune"]["refused"].as_str().is_some_and(|r| r.contains("error(s)"))
+    });
+    let st = run.status();
+    assert_eq!(st["prune"]["enabled"], true);
+    assert!(
+        st["prune"]["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o == "Parameter//extra/deleted: ssm parameter /extra/deleted: delete"),
+        "{st:#}"
+    );
+    assert!(run.log().contains("Prune refused"), "logged");
+    run.wait_passes(1);
+    assert!(parameter_exists(&sdk, "/extra/deleted").await, "nothing pruned while the manifests have errors");
+
+    std::fs::remove_file(repo.path().join("broken.yaml")).unwrap();
+    eventually!("the prune", 30, run, !parameter_exists(&sdk, "/extra/deleted").await);
+    eventually!("a quiet status", 30, run, run.status()["prune"].is_null());
+    assert!(ours(&secret_tags(&sdk, "extra/deleted").await), "what is still declared stays");
+    assert_eq!(run.stop().0, 0);
+}
+
+/// Every call `proxy` saw is an action `policy --prune` allows for `dir`.
+fn assert_policy_covers(acct: &Account, dir: &str, proxy: &FaultProxy) {
+    let policy = acct.sw(&["policy", "-m", dir, "--prune"]);
+    policy.assert_code(0);
+    let doc = policy.json();
+    let allowed: std::collections::BTreeSet<String> = doc["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| match &s["Action"] {
+            serde_json::Value::String(a) => vec![a.clone()],
+            serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+            _ => vec![],
+        })
+        .collect();
+    let sent: std::collections::BTreeSet<String> = proxy
+        .calls()
+        .iter()
+        .filter(|c| !(c.service == "sts" && c.operation == "GetCallerIdentity"))
+        .map(|c| format!("{}:{}", c.service, c.operation.strip_suffix("Batch").unwrap_or(&c.operation)))
+        .collect();
+    let missing: Vec<&String> = sent.difference(&allowed).collect();
+    assert!(missing.is_empty(), "`secretwire policy --prune` does not allow: {missing:?}");
 }
