@@ -166,6 +166,13 @@ async fn many_roles_are_read_in_one_authorization_details_call() {
     assert!(r.trust.matches(&policy::execution_trust(&scope)));
     assert!(r.inline_policy.as_ref().unwrap().to_string().contains(r#""Version":"2012-10-17""#));
     assert_eq!(r.tags["secretwire.dev/managed-by"], "default");
+
+    // The declared roles and every role the controller owns (prune's scan) come from one read.
+    let fresh = super::observe::SlowCache::new(std::time::Duration::from_secs(600));
+    let (declared, owned) = super::observe::roles_and_owned_for_tests(&aws, &w, &fresh).await.unwrap();
+    assert_eq!((declared.len(), owned.len(), gaad.num_calls()), (11, 12, 2));
+    let (_, again) = super::observe::roles_and_owned_for_tests(&aws, &w, &fresh).await.unwrap();
+    assert_eq!((again.len(), gaad.num_calls()), (12, 2), "both cached until re-verified");
 }
 
 #[tokio::test]

@@ -29,7 +29,7 @@ mod tasks;
 pub use ecs::{describe_services, describe_services_with_events, newest_revisions, running_revisions};
 use keys::keys;
 pub use prune::prune_reads;
-use roles::{owned_roles, roles};
+use roles::roles_and_owned;
 pub use roles::{read_role, role};
 pub use stores::last_change_times;
 use stores::{parameters, secrets};
@@ -162,12 +162,21 @@ impl Wanted {
 }
 
 #[cfg(test)]
+pub(crate) async fn roles_and_owned_for_tests(
+    aws: &Aws,
+    w: &Wanted,
+    slow: &SlowCache,
+) -> Result<(BTreeMap<String, Arc<ObservedRole>>, Vec<Arc<ObservedRole>>), AwsError> {
+    roles_and_owned(aws, &w.roles, "default", slow, 4).await
+}
+
+#[cfg(test)]
 pub(crate) async fn roles_for_tests(
     aws: &Aws,
     w: &Wanted,
     slow: &SlowCache,
 ) -> Result<BTreeMap<String, Arc<ObservedRole>>, AwsError> {
-    roles(aws, &w.roles, slow, 4).await
+    roles::roles(aws, &w.roles, slow, 4).await
 }
 
 fn wanted(desired: &Desired, aws: &Aws) -> Wanted {
@@ -220,11 +229,10 @@ pub async fn observe(
 ) -> Result<Observed, AwsError> {
     let w = wanted(desired, aws);
     let mut o = Observed::new(aws.scope.clone());
-    let ((params, undeclared_params), (secrets, undeclared_secrets), roles, owned_roles, services) = tokio::try_join!(
+    let ((params, undeclared_params), (secrets, undeclared_secrets), (roles, owned_roles), services) = tokio::try_join!(
         parameters(aws, desired, &w, controller_id, concurrency),
         secrets(aws, desired, &w, controller_id, concurrency),
-        roles(aws, &w.roles, slow, concurrency),
-        owned_roles(aws, controller_id, slow),
+        roles_and_owned(aws, &w.roles, controller_id, slow, concurrency),
         describe_services(aws, desired.services.values().map(|s| (s.cluster.as_str(), s.service_name.as_str()))),
     )?;
     o.parameters = params;

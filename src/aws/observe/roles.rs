@@ -40,10 +40,48 @@ pub(super) async fn roles(
     Ok(out)
 }
 
+/// The declared roles and every role this controller owns: when both must be
+/// read by one paginated GetAccountAuthorizationDetails anyway, it is read once.
+pub(super) async fn roles_and_owned(
+    aws: &Aws,
+    wanted: &BTreeSet<String>,
+    controller_id: &str,
+    slow: &SlowCache,
+    concurrency: usize,
+) -> Result<(BTreeMap<String, Arc<ObservedRole>>, Vec<Arc<ObservedRole>>), AwsError> {
+    let (mut out, stale) = slow.split(&slow.roles, wanted.iter().cloned());
+    let owned_fresh = slow
+        .owned_roles
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .is_some_and(|(_, at)| at.elapsed() < slow.reverify);
+    if owned_fresh || stale.len() <= ROLES_BY_AUTHORIZATION_DETAILS {
+        return tokio::try_join!(roles(aws, wanted, slow, concurrency), owned_roles(aws, controller_id, slow));
+    }
+    let (read, owned) = scan(aws, &stale, Some(controller_id)).await?;
+    let mut read: BTreeMap<String, Arc<ObservedRole>> = read.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
+    SlowCache::store(&slow.roles, &stale, &mut read);
+    out.extend(read);
+    *slow.owned_roles.lock().unwrap_or_else(|e| e.into_inner()) = Some((owned.clone(), std::time::Instant::now()));
+    Ok((out, owned))
+}
+
 pub(super) async fn roles_by_authorization_details(
     aws: &Aws,
     wanted: &BTreeSet<String>,
 ) -> Result<BTreeMap<String, ObservedRole>, AwsError> {
+    Ok(scan(aws, wanted, None).await?.0)
+}
+
+/// One paginated GetAccountAuthorizationDetails: the `wanted` roles, and
+/// (with a controller id) every role that controller owns.
+async fn scan(
+    aws: &Aws,
+    wanted: &BTreeSet<String>,
+    controller_id: Option<&str>,
+) -> Result<(BTreeMap<String, ObservedRole>, Vec<Arc<ObservedRole>>), AwsError> {
+    let mut owned = Vec::new();
     let mut out = BTreeMap::new();
     let mut marker = None;
     loop {
@@ -58,17 +96,25 @@ pub(super) async fn roles_by_authorization_details(
             .map_err(|e| classify("GetAccountAuthorizationDetails", e))?;
         for r in page.role_detail_list() {
             let Some(name) = r.role_name() else { continue };
-            if !wanted.contains(name) {
+            let ours =
+                controller_id.is_some_and(|id| r.tags().iter().any(|t| t.key() == TAG_MANAGED_BY && t.value() == id));
+            if !wanted.contains(name) && !ours {
                 continue;
             }
-            out.insert(name.to_string(), role_detail(r)?);
+            let role = role_detail(r)?;
+            if ours {
+                owned.push(Arc::new(role.clone()));
+            }
+            if wanted.contains(name) {
+                out.insert(name.to_string(), role);
+            }
         }
         marker = page.marker().map(str::to_string);
         if !page.is_truncated() || marker.is_none() {
             break;
         }
     }
-    Ok(out)
+    Ok((out, owned))
 }
 
 fn role_detail(r: &aws_sdk_iam::types::RoleDetail) -> Result<ObservedRole, AwsError> {
@@ -112,29 +158,7 @@ pub(super) async fn owned_roles(
             return Ok(roles.clone());
         }
     }
-    let mut out = Vec::new();
-    let mut marker = None;
-    loop {
-        let page = aws
-            .iam
-            .get_account_authorization_details()
-            .filter(aws_sdk_iam::types::EntityType::Role)
-            .max_items(1000)
-            .set_marker(marker)
-            .send()
-            .await
-            .map_err(|e| classify("GetAccountAuthorizationDetails", e))?;
-        for r in page.role_detail_list() {
-            let ours = r.tags().iter().any(|t| t.key() == TAG_MANAGED_BY && t.value() == controller_id);
-            if ours {
-                out.push(Arc::new(role_detail(r)?));
-            }
-        }
-        marker = page.marker().map(str::to_string);
-        if !page.is_truncated() || marker.is_none() {
-            break;
-        }
-    }
+    let (_, out) = scan(aws, &BTreeSet::new(), Some(controller_id)).await?;
     *slow.owned_roles.lock().unwrap_or_else(|e| e.into_inner()) = Some((out.clone(), std::time::Instant::now()));
     Ok(out)
 }
