@@ -51,6 +51,17 @@ pub struct Undeclared {
     pub services: BTreeMap<(String, String), ObservedService>,
     /// ACTIVE revision ARNs of the families listed this pass, oldest first.
     pub families: BTreeMap<String, Vec<String>>,
+    /// Of the revisions prune may deregister, those this controller
+    /// registered (its tags), with the deletion policy and source they record.
+    pub registered: BTreeMap<String, RegisteredRevision>,
+}
+
+/// What a revision's tags say of who registered it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredRevision {
+    pub policy: crate::model::DeletionPolicy,
+    /// `Service/<name>`, the object that registered it.
+    pub source: Option<String>,
 }
 
 impl Observed {

@@ -166,7 +166,16 @@ impl Reconciler {
         // Read again after transient failures (a throttling storm), as the other reads are.
         let mut delays = Backoff::CALL.build();
         loop {
-            match prune_reads(&self.aws, desired, observed, &self.cache, self.concurrency).await {
+            let read = prune_reads(
+                &self.aws,
+                desired,
+                observed,
+                &self.controller_id,
+                &self.cache,
+                &self.slow,
+                self.concurrency,
+            );
+            match read.await {
                 Err(e) if e.transient => match delays.next() {
                     Some(d) => tokio::time::sleep(d).await,
                     None => return Err(e),
@@ -264,6 +273,11 @@ impl Reconciler {
                 for op in obj.changes.iter().flat_map(|c| &c.ops) {
                     if let Some(role) = op.role_name() {
                         slow.forget_role(role);
+                    }
+                    if let crate::plan::Op::DeregisterTaskDefinition { arn } = op
+                        && let Some(family) = crate::plan::prune::family_of(arn)
+                    {
+                        slow.forget_family(family);
                     }
                 }
                 let key = obj.key.clone();

@@ -249,7 +249,9 @@ impl Op {
             | Op::DeleteRolePolicy { name }
             | Op::AttachPolicy { name, .. }
             | Op::DetachPolicy { name, .. }
-            | Op::TagRole { name, .. } => Some(name),
+            | Op::TagRole { name, .. }
+            | Op::UntagRole { name, .. }
+            | Op::DeleteRole { name, .. } => Some(name),
             _ => None,
         }
     }

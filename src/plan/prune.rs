@@ -116,15 +116,6 @@ fn our_tag_keys(tags: &Tags) -> Vec<String> {
     tags.keys().filter(|k| k.starts_with(TAG_PREFIX)).cloned().collect()
 }
 
-fn tags_of_revision(td: &Value) -> Tags {
-    td["tags"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|t| Some((t["key"].as_str()?.to_string(), t["value"].as_str()?.to_string())))
-        .collect()
-}
-
 /// What references values: the declared services, and the revisions their
 /// (and removed services') deployments run.
 struct Uses {
@@ -265,16 +256,15 @@ pub fn plan_prune(desired: &Desired, o: &Observed, controller_id: &str, max_prun
     for (family, limit, declared) in families {
         let Some(arns) = u.families.get(&family) else { continue };
         for arn in candidates(arns, &in_use, limit) {
-            let Some(td) = revision(o, arn) else { continue };
-            let tags = tags_of_revision(&td);
-            let ours = tags.get(TAG_MANAGED_BY).map(String::as_str) == Some(controller_id);
-            // A removed Service's revisions go only if they were registered under `Delete`.
-            if !ours || (declared.is_none() && DeletionPolicy::of(&tags) != DeletionPolicy::Delete) {
+            // Only what this controller registered (its tags); a removed
+            // Service's revisions only if they were registered under `Delete`.
+            let Some(reg) = u.registered.get(arn) else { continue };
+            if declared.is_none() && reg.policy != DeletionPolicy::Delete {
                 continue;
             }
             let owner = declared
                 .clone()
-                .or_else(|| tags.get(TAG_SOURCE).and_then(|s| s.strip_prefix("Service/")).map(str::to_string))
+                .or_else(|| reg.source.as_deref().and_then(|s| s.strip_prefix("Service/")).map(str::to_string))
                 .unwrap_or_else(|| family.clone());
             let detail = if declared.is_some() {
                 format!("deregister: no deployment uses it, older than the {limit} kept (revisionHistoryLimit)")

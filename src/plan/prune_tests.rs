@@ -188,13 +188,10 @@ fn a_removed_services_roles_wait_while_a_deployment_runs_a_revision_naming_them(
 fn revisions_beyond_the_history_limit_are_deregistered_keeping_those_in_use_and_others_untouched() {
     let (d, mut o) = applied_example();
     let arn = |n: u32| format!("arn:aws:ecs:us-east-1:123456789012:task-definition/web:{n}");
-    let tags = |ours: bool| {
-        let id = if ours { ID } else { "someone-else" };
-        json!([{"key": TAG_MANAGED_BY, "value": id}, {"key": TAG_SOURCE, "value": "Service/web"}, {"key": TAG_DELETION_POLICY, "value": "Delete"}])
-    };
-    for n in 1..=30 {
-        let td = json!({"taskDefinitionArn": arn(n), "family": "web", "revision": n, "tags": tags(n != 5), "containerDefinitions": []});
-        o.revisions.insert(arn(n), Arc::new((&td).into()));
+    // What the revisions' tags say: all but web:5 registered by this controller.
+    for n in (1..=30).filter(|n| *n != 5) {
+        let reg = RegisteredRevision { policy: DeletionPolicy::Delete, source: Some("Service/web".into()) };
+        o.undeclared.registered.insert(arn(n), reg);
     }
     o.undeclared.families.insert("web".into(), (1..=30).map(arn).collect());
     let svc = o.services.get_mut(&("prod".into(), "web".into())).unwrap();

@@ -479,3 +479,53 @@ fn assert_policy_covers(acct: &Account, dir: &str, proxy: &FaultProxy) {
     let missing: Vec<&String> = sent.difference(&allowed).collect();
     assert!(missing.is_empty(), "`secretwire policy --prune` does not allow: {missing:?}");
 }
+
+/// The sum of a `/metrics` counter over the samples whose labels contain `labels`.
+fn counter(run: &Running, name: &str, labels: &str) -> f64 {
+    let body = run.get("/metrics").1;
+    body.lines()
+        .filter(|l| l.starts_with(name) && l.contains(labels))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum()
+}
+
+#[tokio::test]
+async fn run_deregisters_an_old_revision_once_and_then_leaves_the_family_alone() {
+    let acct = Account::start();
+    acct.moto.bootstrap();
+    let repo = example_repo();
+    let dir = repo.path().display().to_string();
+    let web = repo.path().join("services/web.yaml");
+    let text = std::fs::read_to_string(&web)
+        .unwrap()
+        .replace("  cluster: prod\n", "  cluster: prod\n  revisionHistoryLimit: 0\n");
+    std::fs::write(&web, text).unwrap();
+    acct.sw(&["apply", "-m", &dir]).assert_code(0);
+    let template = repo.path().join("services/taskdefs/web.json");
+    let t = std::fs::read_to_string(&template).unwrap().replacen(
+        "\"image\"",
+        "\"dockerLabels\": {\"build\": \"2\"}, \"image\"",
+        1,
+    );
+    std::fs::write(&template, t).unwrap();
+    acct.sw(&["apply", "-m", &dir]).assert_code(0);
+    let sdk = acct.moto.sdk().await;
+    let ecs = aws_sdk_ecs::Client::new(&sdk);
+    let active = || async {
+        let out = ecs.list_task_definitions().family_prefix("web").send().await.unwrap();
+        out.task_definition_arns().iter().map(|a| a.rsplit('/').next().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(active().await, ["web:1", "web:2", "web:3"]);
+
+    let mut cmd = acct.moto.command();
+    cmd.env("AWS_ENDPOINT_URL", acct.endpoint());
+    let run =
+        start_run_with(cmd, repo.path(), &["--no-events", "--prune", "--max-prune", "10", "--resync-interval", "1s"]);
+    run.wait_ready();
+    eventually!("web:2 deregistered", 30, run, active().await == ["web:1", "web:3"]);
+    run.wait_passes(3);
+    assert_eq!(counter(&run, "secretwire_aws_calls_total", "operation=\"DeregisterTaskDefinition\""), 1.0, "once");
+    let listed = counter(&run, "secretwire_aws_calls_total", "operation=\"ListTaskDefinitions\"");
+    assert_eq!(listed, 2.0, "listed at the first pass and again after the deregistration, then not while nothing moves");
+    assert_eq!(run.stop().0, 0);
+}

@@ -48,7 +48,18 @@ pub struct SlowCache {
     keys: Remembered<KmsKey>,
     /// Every role this controller owns (the prune scan), and when it was read.
     owned_roles: Mutex<Option<(Vec<Arc<ObservedRole>>, std::time::Instant)>>,
+    /// Prune's family listings: the highest revision number known when
+    /// listed, the ACTIVE ARNs, and when; listed again when the number moves,
+    /// after `reverify`, or once secretwire deregistered in the family.
+    families: Mutex<HashMap<String, Listing>>,
+    /// Who registered each revision prune looked at (`None`: not this
+    /// controller). Tags are set at registration, so this is kept for good;
+    /// only this, not the revision, to keep memory flat with long histories.
+    registered: Mutex<HashMap<String, Option<RegisteredRevision>>>,
 }
+
+/// A family's ACTIVE revisions: the highest revision number known when listed, the ARNs, and when.
+type Listing = (u64, Vec<String>, std::time::Instant);
 
 /// By name: what was found (or that nothing was), and when it was read.
 type Remembered<T> = Mutex<HashMap<String, (Option<T>, std::time::Instant)>>;
@@ -56,6 +67,11 @@ type Remembered<T> = Mutex<HashMap<String, (Option<T>, std::time::Instant)>>;
 impl SlowCache {
     pub fn new(reverify: std::time::Duration) -> Self {
         Self { reverify, ..Self::default() }
+    }
+
+    /// A family secretwire deregistered in is listed again next time.
+    pub fn forget_family(&self, family: &str) {
+        self.families.lock().unwrap_or_else(|e| e.into_inner()).remove(family);
     }
 
     pub fn forget_role(&self, name: &str) {

@@ -11,7 +11,9 @@ pub async fn prune_reads(
     aws: &Aws,
     desired: &Desired,
     o: &mut Observed,
+    controller_id: &str,
     cache: &RevisionCache,
+    slow: &SlowCache,
     concurrency: usize,
 ) -> Result<(), AwsError> {
     // The ECS services of removed Services, named by their roles.
@@ -22,29 +24,47 @@ pub async fn prune_reads(
     }
     // Families that may hold more revisions than they keep: the highest
     // revision number known (running, deployed or newest read) is above the limit + 1.
-    let mut families: BTreeMap<String, u32> = BTreeMap::new();
+    let mut families: BTreeMap<String, (u32, u64)> = BTreeMap::new();
+    let highest_of = |svc: &ObservedService, newest: Option<u64>| {
+        let running = std::iter::once(svc.task_definition.as_str())
+            .chain(svc.deployments.iter().map(|d| d.task_definition.as_str()));
+        running.filter_map(revision_number).chain(newest).max().unwrap_or(0)
+    };
     for (family, limit, key) in managed_families(desired, o) {
         let Some(svc) = o.services.get(&key) else { continue };
         let newest = o.newest_revisions.get(&family).cloned().flatten().and_then(|r| r.value()["revision"].as_u64());
-        let running = std::iter::once(svc.task_definition.as_str())
-            .chain(svc.deployments.iter().map(|d| d.task_definition.as_str()));
-        let highest = running.filter_map(revision_number).chain(newest).max();
-        if highest.is_some_and(|h| h > u64::from(limit) + 1) {
-            families.insert(family, limit);
+        let highest = highest_of(svc, newest);
+        if highest > u64::from(limit) + 1 {
+            families.insert(family, (limit, highest));
         }
     }
     for svc in o.undeclared.services.values() {
         if let Some(f) = family_of(&svc.task_definition) {
-            families.entry(f.to_string()).or_insert(0);
+            families.entry(f.to_string()).or_insert((0, highest_of(svc, None)));
         }
     }
-    let listed = bounded(families.keys().cloned().collect(), concurrency, |family| {
+    // Listed again only when the family's highest known revision moved (or after `reverify`).
+    let mut stale = Vec::new();
+    {
+        let known = slow.families.lock().unwrap_or_else(|e| e.into_inner());
+        for (family, (_, highest)) in &families {
+            match known.get(family) {
+                Some((h, arns, at)) if h == highest && at.elapsed() < slow.reverify => {
+                    o.undeclared.families.insert(family.clone(), arns.clone());
+                }
+                _ => stale.push((family.clone(), *highest)),
+            }
+        }
+    }
+    let listed = bounded(stale, concurrency, |(family, highest)| {
         let aws = aws.clone();
-        async move { list_active(&aws, &family).await.map(|arns| (family, arns)) }
+        async move { list_active(&aws, &family).await.map(|arns| (family, highest, arns)) }
     })
     .await;
     for r in listed {
-        let (family, arns) = r?;
+        let (family, highest, arns) = r?;
+        let now = std::time::Instant::now();
+        slow.families.lock().unwrap_or_else(|e| e.into_inner()).insert(family.clone(), (highest, arns.clone(), now));
         o.undeclared.families.insert(family, arns);
     }
     // Revisions to read: what deployments run (when anything undeclared may
@@ -58,16 +78,61 @@ pub async fn prune_reads(
             ids.insert(svc.task_definition.clone());
         }
     }
-    for (family, limit) in &families {
-        let in_use = in_use_revisions(o);
-        let arns = &o.undeclared.families[family];
-        ids.extend(candidates(arns, &in_use, *limit).into_iter().map(str::to_string));
-    }
     let ids: BTreeSet<String> = ids.into_iter().filter(|id| !o.revisions.contains_key(id)).collect();
     if !ids.is_empty() {
         running_revisions(aws, &ids, o, cache, concurrency).await?;
     }
+    let in_use = in_use_revisions(o);
+    let mut unknown = Vec::new();
+    {
+        let known = slow.registered.lock().unwrap_or_else(|e| e.into_inner());
+        for (family, (limit, _)) in &families {
+            for arn in candidates(&o.undeclared.families[family], &in_use, *limit) {
+                match known.get(arn) {
+                    Some(Some(r)) => {
+                        o.undeclared.registered.insert(arn.to_string(), r.clone());
+                    }
+                    Some(None) => {}
+                    None => unknown.push(arn.to_string()),
+                }
+            }
+        }
+    }
+    // Their tags, at most this many a pass (a long history is worked through
+    // over several passes instead of one long one).
+    unknown.truncate(REGISTRATIONS_READ_PER_PASS);
+    let read = bounded(unknown, concurrency, |arn| {
+        let aws = aws.clone();
+        async move { aws.describe_task_definition(&arn).await.map(|td| (arn, td)) }
+    })
+    .await;
+    let mut known = slow.registered.lock().unwrap_or_else(|e| e.into_inner());
+    for r in read {
+        let (arn, td) = r?;
+        let who = td.as_ref().and_then(|td| registered_by(td, controller_id));
+        if let Some(w) = &who {
+            o.undeclared.registered.insert(arn.clone(), w.clone());
+        }
+        known.insert(arn, who);
+    }
     Ok(())
+}
+
+/// Revisions whose tags are read in one pass, at most.
+const REGISTRATIONS_READ_PER_PASS: usize = 200;
+
+/// What a revision's tags say, when this controller registered it.
+fn registered_by(td: &Value, controller_id: &str) -> Option<RegisteredRevision> {
+    let tags: Tags = td["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| Some((t["key"].as_str()?.to_string(), t["value"].as_str()?.to_string())))
+        .collect();
+    (tags.get(TAG_MANAGED_BY).map(String::as_str) == Some(controller_id)).then(|| RegisteredRevision {
+        policy: crate::model::DeletionPolicy::of(&tags),
+        source: tags.get(TAG_SOURCE).cloned(),
+    })
 }
 
 /// ListTaskDefinitions for one family (ACTIVE, oldest first); the prefix
