@@ -311,9 +311,16 @@ pub fn owned_tags(controller_id: &str, key: &ObjectKey, extra: &BTreeMap<String,
     t
 }
 
-/// Tags in `want` that `have` lacks or holds with another value.
+/// Tags in `want` that `have` lacks or holds with another value. A missing
+/// `deletion-policy` reads as `Retain` (what was made before the tag existed,
+/// and parameters, whose listing only tells which say `Delete`), so
+/// `Retain` is written only over another value, never added by itself.
 fn missing_tags(want: &Tags, have: &Tags) -> Tags {
-    want.iter().filter(|(k, v)| have.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect()
+    want.iter()
+        .filter(|(k, v)| have.get(*k) != Some(*v))
+        .filter(|(k, v)| !(*k == TAG_DELETION_POLICY && *v == "Retain" && !have.contains_key(*k)))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 struct Planner<'a> {

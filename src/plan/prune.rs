@@ -116,6 +116,14 @@ fn our_tag_keys(tags: &Tags) -> Vec<String> {
     tags.keys().filter(|k| k.starts_with(TAG_PREFIX)).cloned().collect()
 }
 
+/// A parameter's listing shows only the tags it proves (ownership, `Delete`):
+/// every key secretwire writes on one is removed (absent keys are no error).
+fn parameter_tag_keys(tags: &Tags) -> Vec<String> {
+    let mut keys: BTreeSet<String> = our_tag_keys(tags).into_iter().collect();
+    keys.insert(TAG_DELETION_POLICY.to_string());
+    keys.into_iter().collect()
+}
+
 /// What references values: the declared services, and the revisions their
 /// (and removed services') deployments run.
 struct Uses {
@@ -189,7 +197,7 @@ pub fn plan_prune(desired: &Desired, o: &Observed, controller_id: &str, max_prun
             (DeletionPolicy::Retain, _) => deleting(
                 resource,
                 RETAINED.into(),
-                Op::UntagParameter { name: p.name.clone(), keys: our_tag_keys(&p.tags) },
+                Op::UntagParameter { name: p.name.clone(), keys: parameter_tag_keys(&p.tags) },
             ),
         };
         add(key, change);

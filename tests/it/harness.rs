@@ -527,3 +527,28 @@ pub async fn generated_values(sdk: &aws_config::SdkConfig) -> Vec<String> {
     assert!(values.len() >= 6);
     values
 }
+
+/// The actions a policy document's statements allow.
+pub fn policy_actions(doc: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    doc["Statement"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| match &s["Action"] {
+            serde_json::Value::String(a) => vec![a.clone()],
+            serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+            _ => vec![],
+        })
+        .collect()
+}
+
+/// What a proxy saw, as IAM actions (the service is the SigV4 signing name),
+/// the caller-identity lookup left out.
+pub fn sent_actions(proxy: &crate::faultproxy::FaultProxy) -> std::collections::BTreeSet<String> {
+    proxy
+        .calls()
+        .iter()
+        .filter(|c| !(c.service == "sts" && c.operation == "GetCallerIdentity"))
+        .map(|c| format!("{}:{}", c.service, c.operation.strip_suffix("Batch").unwrap_or(&c.operation)))
+        .collect()
+}

@@ -459,23 +459,7 @@ async fn run_prunes_what_leaves_the_repo_and_refuses_while_the_manifests_have_er
 fn assert_policy_covers(acct: &Account, dir: &str, proxy: &FaultProxy) {
     let policy = acct.sw(&["policy", "-m", dir, "--prune"]);
     policy.assert_code(0);
-    let doc = policy.json();
-    let allowed: std::collections::BTreeSet<String> = doc["Statement"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| match &s["Action"] {
-            serde_json::Value::String(a) => vec![a.clone()],
-            serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
-            _ => vec![],
-        })
-        .collect();
-    let sent: std::collections::BTreeSet<String> = proxy
-        .calls()
-        .iter()
-        .filter(|c| !(c.service == "sts" && c.operation == "GetCallerIdentity"))
-        .map(|c| format!("{}:{}", c.service, c.operation.strip_suffix("Batch").unwrap_or(&c.operation)))
-        .collect();
+    let (allowed, sent) = (policy_actions(&policy.json()), sent_actions(proxy));
     let missing: Vec<&String> = sent.difference(&allowed).collect();
     assert!(missing.is_empty(), "`secretwire policy --prune` does not allow: {missing:?}");
 }
@@ -526,6 +510,9 @@ async fn run_deregisters_an_old_revision_once_and_then_leaves_the_family_alone()
     run.wait_passes(3);
     assert_eq!(counter(&run, "secretwire_aws_calls_total", "operation=\"DeregisterTaskDefinition\""), 1.0, "once");
     let listed = counter(&run, "secretwire_aws_calls_total", "operation=\"ListTaskDefinitions\"");
-    assert_eq!(listed, 2.0, "listed at the first pass and again after the deregistration, then not while nothing moves");
+    assert_eq!(
+        listed, 2.0,
+        "listed at the first pass and again after the deregistration, then not while nothing moves"
+    );
     assert_eq!(run.stop().0, 0);
 }

@@ -376,12 +376,7 @@ async fn the_policy_allows_exactly_the_calls_the_product_makes_and_no_value_is_e
     assert_eq!(run.stop().0, 0);
 
     // What the proxy saw, as IAM actions (the service is the SigV4 signing name).
-    let sent: BTreeSet<String> = proxy
-        .calls()
-        .iter()
-        .filter(|c| !(c.service == "sts" && c.operation == "GetCallerIdentity"))
-        .map(|c| format!("{}:{}", c.service, c.operation.strip_suffix("Batch").unwrap_or(&c.operation)))
-        .collect();
+    let sent = sent_actions(&proxy);
     assert!(sent.len() > 20, "the scenario exercised the product: {sent:?}");
     for repair in ["iam:UpdateAssumeRolePolicy", "iam:DetachRolePolicy", "iam:DeleteRolePolicy", "iam:TagRole"] {
         assert!(sent.contains(repair), "the drift was repaired with {repair}: {sent:?}");
@@ -396,16 +391,7 @@ async fn the_policy_allows_exactly_the_calls_the_product_makes_and_no_value_is_e
     let policy = through_proxy(&["policy", "-m", &dir]);
     policy.assert_code(0);
     let doc = policy.json();
-    let allowed: BTreeSet<String> = doc["Statement"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| match &s["Action"] {
-            serde_json::Value::String(a) => vec![a.clone()],
-            serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
-            _ => vec![],
-        })
-        .collect();
+    let allowed = policy_actions(&doc);
     let missing: Vec<&String> = sent.difference(&allowed).collect();
     assert!(missing.is_empty(), "`secretwire policy` does not allow actions the product uses: {missing:?}");
     let unused: Vec<&String> =

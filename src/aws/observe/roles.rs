@@ -28,13 +28,13 @@ pub(super) async fn roles(
         let mut read = BTreeMap::new();
         for r in results {
             if let Some(role) = r? {
-                read.insert(role.name.clone(), role);
+                read.insert(role.name.clone(), Arc::new(role));
             }
         }
         read
     };
     // Shared with the cache, not copied: a role's documents are the bulk of it.
-    let mut read: BTreeMap<String, Arc<ObservedRole>> = read.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
+    let mut read = read;
     SlowCache::store(&slow.roles, &stale, &mut read);
     out.extend(read);
     Ok(out)
@@ -59,8 +59,7 @@ pub(super) async fn roles_and_owned(
     if owned_fresh || stale.len() <= ROLES_BY_AUTHORIZATION_DETAILS {
         return tokio::try_join!(roles(aws, wanted, slow, concurrency), owned_roles(aws, controller_id, slow));
     }
-    let (read, owned) = scan(aws, &stale, Some(controller_id)).await?;
-    let mut read: BTreeMap<String, Arc<ObservedRole>> = read.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
+    let (mut read, owned) = scan(aws, &stale, Some(controller_id)).await?;
     SlowCache::store(&slow.roles, &stale, &mut read);
     out.extend(read);
     *slow.owned_roles.lock().unwrap_or_else(|e| e.into_inner()) = Some((owned.clone(), std::time::Instant::now()));
@@ -70,7 +69,7 @@ pub(super) async fn roles_and_owned(
 pub(super) async fn roles_by_authorization_details(
     aws: &Aws,
     wanted: &BTreeSet<String>,
-) -> Result<BTreeMap<String, ObservedRole>, AwsError> {
+) -> Result<BTreeMap<String, Arc<ObservedRole>>, AwsError> {
     Ok(scan(aws, wanted, None).await?.0)
 }
 
@@ -80,7 +79,7 @@ async fn scan(
     aws: &Aws,
     wanted: &BTreeSet<String>,
     controller_id: Option<&str>,
-) -> Result<(BTreeMap<String, ObservedRole>, Vec<Arc<ObservedRole>>), AwsError> {
+) -> Result<(BTreeMap<String, Arc<ObservedRole>>, Vec<Arc<ObservedRole>>), AwsError> {
     let mut owned = Vec::new();
     let mut out = BTreeMap::new();
     let mut marker = None;
@@ -101,9 +100,10 @@ async fn scan(
             if !wanted.contains(name) && !ours {
                 continue;
             }
-            let role = role_detail(r)?;
+            // One allocation, shared by both lists and the cache: a role's documents are the bulk of it.
+            let role = Arc::new(role_detail(r)?);
             if ours {
-                owned.push(Arc::new(role.clone()));
+                owned.push(role.clone());
             }
             if wanted.contains(name) {
                 out.insert(name.to_string(), role);

@@ -134,29 +134,26 @@ pub(super) async fn parameters(
         .build()
         .map_err(|e| AwsError::other("DescribeParameters", e.to_string()))?;
     let owned_listed = describe_parameters(aws, owned_filter).await?;
-    // The deletion policy of what we own, by two more tag-filtered listings
-    // (instead of one ListTagsForResource per parameter).
-    let mut policies: BTreeMap<String, &str> = BTreeMap::new();
+    // Which of ours say `Delete`, by one more tag-filtered listing (its pages
+    // grow with the parameters tagged Delete, not with all; instead of one
+    // ListTagsForResource per parameter). The rest are retained, tag or not.
+    let mut deletable = BTreeSet::new();
     if !owned_listed.is_empty() {
-        for policy in ["Delete", "Retain"] {
-            let filter = ParameterStringFilter::builder()
-                .key(format!("tag:{TAG_DELETION_POLICY}"))
-                .option("Equals")
-                .values(policy)
-                .build()
-                .map_err(|e| AwsError::other("DescribeParameters", e.to_string()))?;
-            for p in describe_parameters(aws, filter).await? {
-                policies.insert(p.name, policy);
-            }
-        }
+        let filter = ParameterStringFilter::builder()
+            .key(format!("tag:{TAG_DELETION_POLICY}"))
+            .option("Equals")
+            .values("Delete")
+            .build()
+            .map_err(|e| AwsError::other("DescribeParameters", e.to_string()))?;
+        deletable.extend(describe_parameters(aws, filter).await?.into_iter().map(|p| p.name));
     }
     let mut undeclared = Vec::new();
     for mut p in owned_listed {
         // Ownership is what the filter proved; the source tag is ours by construction.
         p.tags.insert(TAG_MANAGED_BY.into(), controller_id.into());
         p.tags.insert(TAG_SOURCE.into(), format!("Parameter/{}", p.name));
-        if let Some(policy) = policies.get(&p.name) {
-            p.tags.insert(TAG_DELETION_POLICY.into(), policy.to_string());
+        if deletable.contains(&p.name) {
+            p.tags.insert(TAG_DELETION_POLICY.into(), "Delete".into());
         }
         if !desired.parameters.contains_key(&p.name)
             && !desired.invalid.contains(&ObjectKey::new(Kind::Parameter, &p.name))
