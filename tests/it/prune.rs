@@ -248,29 +248,7 @@ async fn a_removed_services_role_waits_for_a_deployment_that_no_longer_names_it_
     );
     assert!(role_exists(&sdk, "worker-execution").await, "the service still runs it");
 
-    // The worker's pipeline deploys a revision of its own, without that role.
-    let own = ecs
-        .register_task_definition()
-        .family("worker")
-        .container_definitions(
-            aws_sdk_ecs::types::ContainerDefinition::builder()
-                .name("worker")
-                .image("registry.example.com/acme/worker:1.5.0")
-                .memory(512)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let own = own.task_definition().unwrap().task_definition_arn().unwrap().to_string();
-    ecs.update_service()
-        .cluster("prod")
-        .service("worker")
-        .task_definition(&own)
-        .force_new_deployment(true)
-        .send()
-        .await
-        .unwrap();
+    worker_deploys_its_own_revision(&sdk).await;
     let recording = FaultProxy::start(acct.endpoint(), Default::default(), 0);
     let run = acct.apply_through(&recording, &["-m", &dir, "--prune", "--max-prune", "10"]);
     run.assert_code(0);
@@ -281,10 +259,7 @@ async fn a_removed_services_role_waits_for_a_deployment_that_no_longer_names_it_
     assert_policy_covers(&acct, &dir, &recording);
     assert!(!role_exists(&sdk, "worker-execution").await, "deleted once no deployment names it");
     // The revision secretwire registered for the worker goes; the bootstrap's and the pipeline's stay.
-    let active = ecs.list_task_definitions().family_prefix("worker").send().await.unwrap();
-    let shorts: Vec<String> =
-        active.task_definition_arns().iter().map(|a| a.rsplit('/').next().unwrap().to_string()).collect();
-    assert_eq!(shorts, ["worker:1", "worker:3"], "{}", run.stdout);
+    assert_eq!(active_revisions(&sdk, "worker").await, ["worker:1", "worker:3"], "{}", run.stdout);
     let svc = ecs.describe_services().cluster("prod").services("worker").send().await.unwrap();
     assert_eq!(svc.services()[0].status(), Some("ACTIVE"), "the ECS service itself is never deleted");
     let again = acct.sw(&["apply", "-m", &dir, "--prune", "--max-prune", "10", "--output", "json"]);
@@ -364,20 +339,56 @@ async fn assert_pruned(sdk: &aws_config::SdkConfig) {
             "{declared}"
         );
     }
-    for role in ["web-execution", "web-task", "worker-execution"] {
+    for role in ["web-execution", "web-task"] {
         assert!(role_exists(sdk, role).await, "{role}");
     }
 }
 
+/// The worker's pipeline deploys a revision of its own, without secretwire's execution role.
+async fn worker_deploys_its_own_revision(sdk: &aws_config::SdkConfig) {
+    let ecs = aws_sdk_ecs::Client::new(sdk);
+    let container = aws_sdk_ecs::types::ContainerDefinition::builder()
+        .name("worker")
+        .image("registry.example.com/acme/worker:1.5.0")
+        .memory(512)
+        .build();
+    let own = ecs.register_task_definition().family("worker").container_definitions(container).send().await.unwrap();
+    let own = own.task_definition().unwrap().task_definition_arn().unwrap().to_string();
+    ecs.update_service()
+        .cluster("prod")
+        .service("worker")
+        .task_definition(&own)
+        .force_new_deployment(true)
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn active_revisions(sdk: &aws_config::SdkConfig, family: &str) -> Vec<String> {
+    let out = aws_sdk_ecs::Client::new(sdk).list_task_definitions().family_prefix(family).send().await.unwrap();
+    out.task_definition_arns().iter().map(|a| a.rsplit('/').next().unwrap().to_string()).collect()
+}
+
 #[tokio::test]
 async fn prune_under_throttling_lost_answers_and_kill_9_converges_and_deletes_nothing_twice() {
-    const PRUNE_WRITES: &[&str] = &["DeleteParameter", "DeleteSecret", "RemoveTagsFromResource", "UntagResource"];
+    const PRUNE_WRITES: &[&str] = &[
+        "DeleteParameter",
+        "DeleteSecret",
+        "RemoveTagsFromResource",
+        "UntagResource",
+        "DeleteRolePolicy",
+        "DeleteRole",
+        "DeregisterTaskDefinition",
+    ];
     let acct = Account::start();
     let repo = applied_with_extra(&acct).await;
     let dir = repo.path().display().to_string();
-    std::fs::remove_file(repo.path().join("extra.yaml")).unwrap();
-    acct.plan_until(&dir, "- secret extra/kept");
     let sdk = acct.moto.sdk().await;
+    // The extras and the worker leave the repo; the worker no longer runs its role.
+    std::fs::remove_file(repo.path().join("extra.yaml")).unwrap();
+    std::fs::remove_file(repo.path().join("services/worker.yaml")).unwrap();
+    worker_deploys_its_own_revision(&sdk).await;
+    acct.plan_until(&dir, "- secret extra/kept");
 
     // Killed at moments spread over a pruning apply (seeded), then run again.
     let mut rng = 0x9E37_79B9u64;
@@ -385,7 +396,7 @@ async fn prune_under_throttling_lost_answers_and_kill_9_converges_and_deletes_no
     let deleted = |p: &FaultProxy| {
         p.calls()
             .iter()
-            .filter(|c| ["DeleteSecret", "DeleteParameter"].contains(&c.operation.as_str()) && c.applied)
+            .filter(|c| ["DeleteSecret", "DeleteParameter", "DeleteRole"].contains(&c.operation.as_str()) && c.applied)
             .count()
     };
     for trial in 0..3 {
@@ -395,7 +406,7 @@ async fn prune_under_throttling_lost_answers_and_kill_9_converges_and_deletes_no
             trial,
         );
         let mut cmd = acct.moto.command();
-        cmd.env("AWS_ENDPOINT_URL", &slow.url).args(["apply", "-m", &dir, "--prune", "--max-prune", "4"]);
+        cmd.env("AWS_ENDPOINT_URL", &slow.url).args(["apply", "-m", &dir, "--prune", "--max-prune", "6"]);
         let mut child = cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
         rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         // Not synchronisation: the kill moment is the input of the trial.
@@ -406,13 +417,18 @@ async fn prune_under_throttling_lost_answers_and_kill_9_converges_and_deletes_no
     }
     // Then under 25% throttling, 5xx, resets and lost answers (each prune write's first answer lost).
     let faulty = FaultProxy::start(acct.endpoint(), crate::faults::harsh(PRUNE_WRITES), 0x9A0E);
-    let run = acct.apply_through(&faulty, &["-m", &dir, "--prune", "--max-prune", "4"]);
+    let run = acct.apply_through(&faulty, &["-m", &dir, "--prune", "--max-prune", "6"]);
     run.assert_code(0);
     assert_pruned(&sdk).await;
+    assert!(!role_exists(&sdk, "worker-execution").await);
+    assert_eq!(active_revisions(&sdk, "worker").await, ["worker:1", "worker:3"], "only ours, unused, deregistered");
     deletes += deleted(&faulty);
     assert_policy_covers(&acct, &dir, &faulty);
-    assert_eq!(deletes, 2, "one DeleteParameter and one DeleteSecret took effect in all: a resend found each done");
-    let again = acct.sw(&["apply", "-m", &dir, "--prune", "--max-prune", "4", "--output", "json"]);
+    assert_eq!(
+        deletes, 3,
+        "one DeleteParameter, DeleteSecret and DeleteRole took effect in all: a resend found each done"
+    );
+    let again = acct.sw(&["apply", "-m", &dir, "--prune", "--max-prune", "6", "--output", "json"]);
     assert_eq!(again.json()["awsWriteCount"], 0, "converged: {}", again.stdout);
 }
 
