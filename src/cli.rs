@@ -38,6 +38,11 @@ pub struct Cli {
     /// Less log output (-q warnings only, -qq errors only).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub quiet: u8,
+    /// The managed policy every role secretwire creates or manages gets as its
+    /// permissions boundary (put back when it drifts); `policy` then allows
+    /// role writes only with it.
+    #[arg(long, global = true, value_name = "POLICY_ARN", env = "SECRETWIRE_PERMISSIONS_BOUNDARY", value_parser = policy_arn)]
+    pub permissions_boundary: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -189,6 +194,19 @@ impl PruneArgs {
     }
 }
 
+/// An IAM managed policy ARN: `arn:PARTITION:iam::ACCOUNT|aws:policy/[PATH/]NAME`.
+fn policy_arn(s: &str) -> Result<String, String> {
+    let parts: Vec<&str> = s.splitn(6, ':').collect();
+    let ok = parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "iam"
+        && parts[3].is_empty()
+        && (parts[4] == "aws" || (parts[4].len() == 12 && parts[4].bytes().all(|b| b.is_ascii_digit())))
+        && parts[5].strip_prefix("policy/").is_some_and(|n| !n.is_empty() && !n.ends_with('/'));
+    if ok { Ok(s.to_string()) } else { Err("an IAM managed policy ARN, arn:aws:iam::ACCOUNT:policy/NAME".into()) }
+}
+
 fn controller_id(s: &str) -> Result<String, String> {
     let ok = !s.is_empty() && s.len() <= 40 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if ok { Ok(s.to_string()) } else { Err("1 to 40 ASCII letters, digits, `-` or `_`".into()) }
@@ -265,6 +283,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     for spec in &cli.rate_limits {
         limits.set(spec).map_err(anyhow::Error::msg)?;
     }
+    let platform = crate::model::Platform { permissions_boundary: cli.permissions_boundary.clone() };
+    let load = |dir: &std::path::Path| {
+        load(dir).map(|mut d| {
+            d.platform = platform.clone();
+            d
+        })
+    };
     match cli.command {
         Command::Validate(m) => {
             let Some(d) = load(&m.dir) else { return Ok(1) };
@@ -370,6 +395,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 max_parallel_rollouts: max_parallel_rollouts.max(1),
                 notify: crate::notify::Sinks { webhooks: notify_webhooks, eventbridge: notify_eventbridge },
                 prune: prune.mode(),
+                platform,
             };
             crate::run::run(cfg, metrics, limits).await?;
             Ok(0)

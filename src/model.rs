@@ -123,6 +123,16 @@ pub struct Desired {
     /// Problems the last load reported (`run` goes on with what is valid):
     /// while there are any, nothing is pruned.
     pub load_errors: usize,
+    /// What the platform imposes on every object, whatever the manifests say.
+    pub platform: Platform,
+}
+
+/// Set by whoever runs secretwire, not by the manifests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Platform {
+    /// `--permissions-boundary`: the managed policy every role secretwire
+    /// creates or manages gets as its permissions boundary.
+    pub permissions_boundary: Option<String>,
 }
 
 impl Desired {

@@ -150,6 +150,8 @@ pub struct ObservedRole {
     pub inline_policy: Option<crate::policy::CanonicalDocument>,
     pub managed_policy_arns: BTreeSet<String>,
     pub tags: Tags,
+    /// The permissions boundary's policy ARN, if any.
+    pub permissions_boundary: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

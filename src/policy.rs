@@ -391,14 +391,37 @@ pub fn controller_policy(
     if !roles.is_empty() {
         st.push(json!({"Sid": "ReadRoles", "Effect": "Allow",
                        "Action": ["iam:GetRole", "iam:GetRolePolicy", "iam:ListAttachedRolePolicies"], "Resource": roles.clone()}));
-        st.push(json!({"Sid": "CreateRoles", "Effect": "Allow", "Action": ["iam:CreateRole", "iam:TagRole"], "Resource": roles.clone(),
-                       "Condition": {"StringLike": {request_tag: "*"}}}));
-        st.push(json!({"Sid": "ManageOwnedRoles", "Effect": "Allow",
-                       "Action": ["iam:UpdateAssumeRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:DetachRolePolicy", "iam:TagRole"],
-                       "Resource": roles.clone()}));
-        if !managed_policies.is_empty() {
-            st.push(json!({"Sid": "AttachDeclaredManagedPolicies", "Effect": "Allow", "Action": "iam:AttachRolePolicy", "Resource": roles.clone(),
-                           "Condition": {"ArnEquals": {"iam:PolicyARN": managed_policies}}}));
+        match &desired.platform.permissions_boundary {
+            None => {
+                st.push(json!({"Sid": "CreateRoles", "Effect": "Allow", "Action": ["iam:CreateRole", "iam:TagRole"], "Resource": roles.clone(),
+                               "Condition": {"StringLike": {request_tag: "*"}}}));
+                st.push(json!({"Sid": "ManageOwnedRoles", "Effect": "Allow",
+                               "Action": ["iam:UpdateAssumeRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:DetachRolePolicy", "iam:TagRole"],
+                               "Resource": roles.clone()}));
+                if !managed_policies.is_empty() {
+                    st.push(json!({"Sid": "AttachDeclaredManagedPolicies", "Effect": "Allow", "Action": "iam:AttachRolePolicy", "Resource": roles.clone(),
+                                   "Condition": {"ArnEquals": {"iam:PolicyARN": managed_policies}}}));
+                }
+            }
+            // AWS's pattern for delegated role creation (IAM User Guide,
+            // "Permissions boundaries for IAM entities"): a role is created, and
+            // given permissions, only with this boundary, which is never removed
+            // (no DeleteRolePermissionsBoundary), so even this controller cannot
+            // make a role that exceeds it.
+            Some(boundary) => {
+                let bounded = json!({"ArnEquals": {"iam:PermissionsBoundary": boundary}});
+                st.push(json!({"Sid": "CreateRolesWithinTheBoundary", "Effect": "Allow", "Action": "iam:CreateRole", "Resource": roles.clone(),
+                               "Condition": {"StringLike": {request_tag: "*"}, "ArnEquals": {"iam:PermissionsBoundary": boundary}}}));
+                st.push(json!({"Sid": "ManageOwnedRoles", "Effect": "Allow",
+                               "Action": ["iam:UpdateAssumeRolePolicy", "iam:DeleteRolePolicy", "iam:DetachRolePolicy", "iam:TagRole"],
+                               "Resource": roles.clone()}));
+                st.push(json!({"Sid": "GrantWithinTheBoundary", "Effect": "Allow",
+                               "Action": ["iam:PutRolePolicy", "iam:PutRolePermissionsBoundary"], "Resource": roles.clone(), "Condition": bounded}));
+                if !managed_policies.is_empty() {
+                    st.push(json!({"Sid": "AttachDeclaredManagedPolicies", "Effect": "Allow", "Action": "iam:AttachRolePolicy", "Resource": roles.clone(),
+                                   "Condition": {"ArnEquals": {"iam:PolicyARN": managed_policies, "iam:PermissionsBoundary": boundary}}}));
+                }
+            }
         }
         st.push(json!({"Sid": "PassRolesToEcsTasks", "Effect": "Allow", "Action": "iam:PassRole", "Resource": roles,
                        "Condition": {"StringEquals": {"iam:PassedToService": ECS_TASKS}}}));

@@ -143,7 +143,17 @@ async fn run_op(aws: &Aws, op: &Op, done: &mut Executed) -> Result<(), WriteErro
             info!(secret = %id, "Cancelled rotation");
             Ok(())
         }
-        Op::CreateRole { name, trust, tags } => create_role(aws, name, trust, tags).await,
+        Op::CreateRole { name, trust, tags, boundary } => create_role(aws, name, trust, tags, boundary).await,
+        Op::PutBoundary { name, arn } => {
+            call!(
+                "PutRolePermissionsBoundary",
+                transient,
+                aws.iam.put_role_permissions_boundary().role_name(name).permissions_boundary(arn)
+            )
+            .await?;
+            info!(role = %name, boundary = %arn, "Put permissions boundary");
+            Ok(())
+        }
         Op::UpdateTrust { name, trust } => {
             call!(
                 "UpdateAssumeRolePolicy",
@@ -318,7 +328,13 @@ async fn create_secret(
     Ok(())
 }
 
-async fn create_role(aws: &Aws, name: &str, trust: &Value, tags: &Tags) -> Result<(), WriteError> {
+async fn create_role(
+    aws: &Aws,
+    name: &str,
+    trust: &Value,
+    tags: &Tags,
+    boundary: &Option<String>,
+) -> Result<(), WriteError> {
     let res = call!(
         "CreateRole",
         transient,
@@ -328,6 +344,7 @@ async fn create_role(aws: &Aws, name: &str, trust: &Value, tags: &Tags) -> Resul
             .assume_role_policy_document(trust.to_string())
             .description("ECS role managed by secretwire")
             .set_tags(Some(iam_tags(tags)))
+            .set_permissions_boundary(boundary.clone())
     )
     .await;
     match res {

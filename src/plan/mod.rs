@@ -200,6 +200,13 @@ pub enum Op {
         name: String,
         trust: Value,
         tags: Tags,
+        /// `--permissions-boundary`, set at creation.
+        boundary: Option<String>,
+    },
+    /// `PutRolePermissionsBoundary`: the boundary `--permissions-boundary` names.
+    PutBoundary {
+        name: String,
+        arn: String,
     },
     UpdateTrust {
         name: String,
@@ -251,6 +258,7 @@ impl Op {
             | Op::DetachPolicy { name, .. }
             | Op::TagRole { name, .. }
             | Op::UntagRole { name, .. }
+            | Op::PutBoundary { name, .. }
             | Op::DeleteRole { name, .. } => Some(name),
             _ => None,
         }

@@ -57,6 +57,7 @@ fn role(name: &str, service: Option<&str>, policy: &str) -> Arc<ObservedRole> {
         managed_policy_arns: ["arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy".to_string()]
             .into(),
         tags,
+        permissions_boundary: None,
     })
 }
 

@@ -41,7 +41,8 @@ impl Planner<'_> {
         let policy_summary =
             |p: &Option<Value>| p.as_ref().map_or(0, |p| p["Statement"].as_array().map_or(0, Vec::len));
         let Some(obs) = self.o.roles.get(&role.name) else {
-            let mut ops = vec![Op::CreateRole { name: role.name.clone(), trust, tags }];
+            let boundary = self.d.platform.permissions_boundary.clone();
+            let mut ops = vec![Op::CreateRole { name: role.name.clone(), trust, tags, boundary }];
             if let Some(doc) = &inline {
                 ops.push(Op::PutRolePolicy { name: role.name.clone(), document: doc.clone() });
             }
@@ -69,6 +70,14 @@ impl Planner<'_> {
         if !add.is_empty() {
             what.push(if adopting { "adopt: add ownership tags".to_string() } else { "tags".to_string() });
             ops.push(Op::TagRole { name: role.name.clone(), tags: add });
+        }
+        // Before any policy write: with a boundary, `secretwire policy` allows
+        // those only on roles that carry it.
+        if let Some(b) = &self.d.platform.permissions_boundary
+            && obs.permissions_boundary.as_ref() != Some(b)
+        {
+            what.push(format!("permissions boundary {b}"));
+            ops.push(Op::PutBoundary { name: role.name.clone(), arn: b.clone() });
         }
         if !obs.trust.matches(&trust) {
             what.push("trust policy".into());

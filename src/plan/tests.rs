@@ -132,7 +132,10 @@ fn simulate(o: &mut Observed, plan: &Plan, full_arns: bool, kinds: &[Kind]) {
                 Op::CancelRotation { id } => {
                     o.secrets.values_mut().find(|s| s.arn == id).unwrap().rotation.enabled = false;
                 }
-                Op::CreateRole { name, trust, tags } => {
+                Op::PutBoundary { name, arn } => {
+                    std::sync::Arc::make_mut(o.roles.get_mut(&name).unwrap()).permissions_boundary = Some(arn)
+                }
+                Op::CreateRole { name, trust, tags, boundary } => {
                     let arn = o.scope.role_arn(&name);
                     o.roles.insert(
                         name.clone(),
@@ -143,6 +146,7 @@ fn simulate(o: &mut Observed, plan: &Plan, full_arns: bool, kinds: &[Kind]) {
                             inline_policy: None,
                             managed_policy_arns: Default::default(),
                             tags,
+                            permissions_boundary: boundary,
                         }),
                     );
                 }
@@ -456,4 +460,33 @@ fn a_schedule_set_in_days_matches_its_rate_and_rotate_immediately_is_sent_only_w
         "{ lambdaArn: 'arn:aws:lambda:us-east-1:123456789012:function:other', schedule: 'rate(30 days)' }",
     );
     assert_eq!(secret_ops(&plan(&other_fn, &o, "default")).len(), 1, "another function is a change");
+}
+
+#[test]
+fn a_permissions_boundary_is_set_on_created_roles_put_back_when_it_drifts_and_left_alone_without_the_flag() {
+    const B: &str = "arn:aws:iam::123456789012:policy/secretwire-boundary";
+    let mut d = desired(MANIFESTS);
+    d.platform.permissions_boundary = Some(B.into());
+    let mut o = account(true);
+    let first = plan(&d, &o, "default");
+    let created: Vec<&Op> = first.objects.iter().flat_map(|o| &o.changes).flat_map(|c| &c.ops).collect();
+    let bounded = created.iter().filter(|op| matches!(op, Op::CreateRole { boundary: Some(b), .. } if b == B)).count();
+    assert_eq!(bounded, 2, "both roles created with it");
+    simulate(&mut o, &first, true, &[Kind::Parameter, Kind::Secret]);
+    let second = plan(&d, &o, "default");
+    simulate(&mut o, &second, true, &[Kind::Service]);
+    assert_eq!(writes(&plan(&d, &o, "default")), 0);
+
+    // Someone removed it: put back, before any policy write.
+    std::sync::Arc::make_mut(o.roles.get_mut("web-task").unwrap()).permissions_boundary = None;
+    std::sync::Arc::make_mut(o.roles.get_mut("web-task").unwrap()).inline_policy = None;
+    let repair = plan(&d, &o, "default");
+    let ops: Vec<&Op> = repair.objects.iter().flat_map(|o| &o.changes).flat_map(|c| &c.ops).collect();
+    let at = |want: fn(&Op) -> bool| ops.iter().position(|op| want(op)).unwrap();
+    assert!(
+        at(|op| matches!(op, Op::PutBoundary { name, .. } if name == "web-task"))
+            < at(|op| matches!(op, Op::PutRolePolicy { .. }))
+    );
+    // Without the flag a boundary is neither required nor removed.
+    assert_eq!(writes(&plan(&desired(MANIFESTS), &o, "default")), 1, "only the inline policy");
 }

@@ -396,6 +396,7 @@ fn account(drop: &[&str]) -> Observed {
             inline_policy: Some((&policy).into()),
             managed_policy_arns: Default::default(),
             tags: Default::default(),
+            permissions_boundary: None,
         }),
     );
     o

@@ -78,6 +78,8 @@ pub struct RunConfig {
     pub notify: crate::notify::Sinks,
     /// `--prune`, `--max-prune`.
     pub prune: crate::reconcile::PruneMode,
+    /// What the platform imposes on every object (`--permissions-boundary`).
+    pub platform: crate::model::Platform,
 }
 
 /// Wall-clock seconds since the epoch (event and deployment times are on it).

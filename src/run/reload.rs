@@ -27,12 +27,14 @@ pub struct Manifests {
     pub desired: Desired,
     /// Objects whose manifest is invalid now: reconciled from their last good version.
     pub kept_invalid: BTreeSet<ObjectKey>,
+    /// Given to every load.
+    pub platform: crate::model::Platform,
 }
 
 impl Manifests {
-    pub fn new(dir: PathBuf) -> Self {
+    pub fn new(dir: PathBuf, platform: crate::model::Platform) -> Self {
         let fingerprint = fingerprint(&dir);
-        Self { dir, fingerprint, desired: Desired::default(), kept_invalid: BTreeSet::new() }
+        Self { dir, fingerprint, desired: Desired::default(), kept_invalid: BTreeSet::new(), platform }
     }
 
     /// Whether the directory changed since the last look; waits until it is quiet.
@@ -62,6 +64,7 @@ impl Manifests {
     pub fn reload(&mut self) -> Reloaded {
         let (mut fresh, diags) = crate::manifest::load_dir(&self.dir);
         fresh.load_errors = diags.len();
+        fresh.platform = self.platform.clone();
         let mut out = Reloaded { diagnostics: diags.iter().map(ToString::to_string).collect(), ..Default::default() };
         self.kept_invalid.clear();
         for key in fresh.invalid.clone() {

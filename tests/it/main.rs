@@ -8,6 +8,7 @@ mod corpus;
 mod crash;
 mod faultproxy;
 mod faults;
+mod guardrails;
 mod harness;
 mod lifecycle;
 mod policylint;

@@ -23,9 +23,13 @@ async fn every_policy_written_or_printed_passes_the_service_authorization_refere
         let entry = json!({"name": name, "kind": kind, "document": document});
         std::fs::write(out.path().join(format!("{n:03}.json")), entry.to_string()).unwrap();
     };
-    for args in
-        [vec!["policy", "-m", &dir], vec!["policy", "-m", &dir, "--apply-only"], vec!["policy", "-m", &dir, "--prune"]]
-    {
+    let boundary = "--permissions-boundary=arn:aws:iam::123456789012:policy/secretwire-boundary";
+    for args in [
+        vec!["policy", "-m", &dir],
+        vec!["policy", "-m", &dir, "--apply-only"],
+        vec!["policy", "-m", &dir, "--prune"],
+        vec!["policy", "-m", &dir, boundary],
+    ] {
         let run = moto.secretwire(&args, &[]);
         run.assert_code(0);
         write(args.join(" "), "identity", serde_json::from_str(&run.stdout).unwrap());

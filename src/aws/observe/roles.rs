@@ -139,6 +139,7 @@ fn role_detail(r: &aws_sdk_iam::types::RoleDetail) -> Result<ObservedRole, AwsEr
             .filter_map(|p| p.policy_arn().map(str::to_string))
             .collect(),
         tags: tags_of(r.tags().iter().map(|t| (Some(t.key()), Some(t.value())))),
+        permissions_boundary: r.permissions_boundary().and_then(|b| b.permissions_boundary_arn()).map(str::to_string),
     })
 }
 
@@ -219,5 +220,9 @@ pub async fn read_role(iam: &aws_sdk_iam::Client, name: &str) -> Result<Option<O
         inline_policy,
         managed_policy_arns: managed,
         tags: tags_of(role.tags().iter().map(|t| (Some(t.key()), Some(t.value())))),
+        permissions_boundary: role
+            .permissions_boundary()
+            .and_then(|b| b.permissions_boundary_arn())
+            .map(str::to_string),
     }))
 }
