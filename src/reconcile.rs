@@ -21,6 +21,23 @@ use crate::observed::Observed;
 use crate::plan::{ObjectPlan, Plan, draft_services, plan_stores};
 use crate::reason::{Failure, Reason};
 
+/// One read within a pass, again after transient failures (a throttling
+/// storm), with the delays of the one policy; returns its error when they run out.
+macro_rules! read_again_on_transient {
+    ($read:expr) => {{
+        let mut delays = Backoff::CALL.build();
+        loop {
+            match $read.await {
+                Err(e) if e.transient => match delays.next() {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => return Err(e),
+                },
+                res => break res?,
+            }
+        }
+    }};
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ObjectResult {
     #[serde(flatten)]
@@ -119,21 +136,6 @@ impl Reconciler {
         services: crate::plan::Services<'_>,
         observed: &mut Observed,
     ) -> Result<Vec<ObjectPlan>, AwsError> {
-        /// One read between two stages, again after transient failures (a throttling storm).
-        macro_rules! read_again_on_transient {
-            ($read:expr) => {{
-                let mut delays = Backoff::CALL.build();
-                loop {
-                    match $read.await {
-                        Err(e) if e.transient => match delays.next() {
-                            Some(d) => tokio::time::sleep(d).await,
-                            None => return Err(e),
-                        },
-                        res => break res?,
-                    }
-                }
-            }};
-        }
         let ids = services.running_needed(observed);
         if !ids.is_empty() {
             read_again_on_transient!(running_revisions(&self.aws, &ids, observed, &self.cache, self.concurrency));
@@ -163,26 +165,15 @@ impl Reconciler {
         desired: &Desired,
         observed: &mut Observed,
     ) -> Result<crate::plan::prune::Prune, AwsError> {
-        // Read again after transient failures (a throttling storm), as the other reads are.
-        let mut delays = Backoff::CALL.build();
-        loop {
-            let read = prune_reads(
-                &self.aws,
-                desired,
-                observed,
-                &self.controller_id,
-                &self.cache,
-                &self.slow,
-                self.concurrency,
-            );
-            match read.await {
-                Err(e) if e.transient => match delays.next() {
-                    Some(d) => tokio::time::sleep(d).await,
-                    None => return Err(e),
-                },
-                read => break read?,
-            }
-        }
+        read_again_on_transient!(prune_reads(
+            &self.aws,
+            desired,
+            observed,
+            &self.controller_id,
+            &self.cache,
+            &self.slow,
+            self.concurrency
+        ));
         Ok(crate::plan::prune::plan_prune(desired, observed, &self.controller_id, self.prune.max))
     }
 
@@ -225,8 +216,8 @@ impl Reconciler {
         let (service_results, services) = self.run_objects(desired, services, hold).await;
         if service_results.iter().any(|r| r.ops > 0) {
             // What deployments run now decides what prune may deregister.
-            let pairs = desired.services.values().map(|s| (s.cluster.as_str(), s.service_name.as_str()));
-            observed.services = describe_services(&self.aws, pairs).await?;
+            let pairs = || desired.services.values().map(|s| (s.cluster.as_str(), s.service_name.as_str()));
+            observed.services = read_again_on_transient!(describe_services(&self.aws, pairs()));
         }
         results.extend(service_results);
         let prune = self.plan_prune(desired, &mut observed).await?;
