@@ -281,14 +281,11 @@ async fn thirty_revisions_are_pruned_to_the_ones_in_use_and_the_ten_newest() {
         std::fs::write(repo.path().join("services/taskdefs/web.json"), t).unwrap();
         acct.sw(&["apply", "-m", &dir]).assert_code(0);
     }
-    let active = |sdk: aws_sdk_ecs::Client| async move {
-        let out = sdk.list_task_definitions().family_prefix("web").send().await.unwrap();
-        out.task_definition_arns()
-            .iter()
-            .map(|a| a.rsplit(':').next().unwrap().parse::<u32>().unwrap())
-            .collect::<Vec<_>>()
+    let active = || async {
+        let shorts = active_revisions(&sdk, "web").await;
+        shorts.iter().map(|a| a.rsplit(':').next().unwrap().parse::<u32>().unwrap()).collect::<Vec<_>>()
     };
-    assert_eq!(active(ecs.clone()).await.len(), 31, "the bootstrap's and 30 of ours");
+    assert_eq!(active().await.len(), 31, "the bootstrap's and 30 of ours");
     let plan = acct.sw(&["plan", "-m", &dir, "--max-prune", "100"]);
     assert!(
         plan.stdout.contains("- task definition web:2: deregister: no deployment uses it, older than the 10 kept"),
@@ -297,7 +294,7 @@ async fn thirty_revisions_are_pruned_to_the_ones_in_use_and_the_ten_newest() {
     );
     let run = acct.sw(&["apply", "-m", &dir, "--prune", "--max-prune", "100"]);
     run.assert_code(0);
-    let left = active(ecs.clone()).await;
+    let left = active().await;
     let running = ecs.describe_services().cluster("prod").services("web").send().await.unwrap();
     let running: u32 = running.services()[0].task_definition().unwrap().rsplit(':').next().unwrap().parse().unwrap();
     assert_eq!(running, 31);
@@ -513,19 +510,14 @@ async fn run_deregisters_an_old_revision_once_and_then_leaves_the_family_alone()
     std::fs::write(&template, t).unwrap();
     acct.sw(&["apply", "-m", &dir]).assert_code(0);
     let sdk = acct.moto.sdk().await;
-    let ecs = aws_sdk_ecs::Client::new(&sdk);
-    let active = || async {
-        let out = ecs.list_task_definitions().family_prefix("web").send().await.unwrap();
-        out.task_definition_arns().iter().map(|a| a.rsplit('/').next().unwrap().to_string()).collect::<Vec<_>>()
-    };
-    assert_eq!(active().await, ["web:1", "web:2", "web:3"]);
+    assert_eq!(active_revisions(&sdk, "web").await, ["web:1", "web:2", "web:3"]);
 
     let mut cmd = acct.moto.command();
     cmd.env("AWS_ENDPOINT_URL", acct.endpoint());
     let run =
         start_run_with(cmd, repo.path(), &["--no-events", "--prune", "--max-prune", "10", "--resync-interval", "1s"]);
     run.wait_ready();
-    eventually!("web:2 deregistered", 30, run, active().await == ["web:1", "web:3"]);
+    eventually!("web:2 deregistered", 30, run, active_revisions(&sdk, "web").await == ["web:1", "web:3"]);
     run.wait_passes(3);
     assert_eq!(counter(&run, "secretwire_aws_calls_total", "operation=\"DeregisterTaskDefinition\""), 1.0, "once");
     let listed = counter(&run, "secretwire_aws_calls_total", "operation=\"ListTaskDefinitions\"");
