@@ -23,6 +23,7 @@ run: build venv ## demo: start moto on a free loopback port, then validate, plan
 	scripts/demo.sh
 
 test: venv ## unit and integration tests against moto, then the integration tests again behind the AWS-shape proxy
+	$(VENV)/bin/python scripts/gen_access_levels.py --check data/access-levels.txt
 	$(CARGO) test --all-targets
 	SECRETWIRE_AWS_SHAPE=1 $(CARGO) test --test it
 

@@ -31,6 +31,21 @@ impl Scope {
     pub fn role_arn(&self, role_name: &str) -> String {
         format!("arn:{}:iam::{}:role/{}", self.partition, self.account, role_name)
     }
+
+    /// A role's ARN under an IAM path (`/` or `/a/b/`): `…:role/a/b/NAME`.
+    pub fn role_arn_in(&self, path: &str, role_name: &str) -> String {
+        format!("arn:{}:iam::{}:role{}{}", self.partition, self.account, path, role_name)
+    }
+}
+
+/// The IAM path of a role ARN: `/` for `…:role/NAME`, `/a/b/` for `…:role/a/b/NAME`.
+pub fn role_path_of(role_arn: &str) -> &str {
+    let Some((_, rest)) = role_arn.split_once(":role/") else { return "/" };
+    match rest.rfind('/') {
+        // `rest` is `a/b/NAME`: the path is `/a/b/`, which starts one byte before `rest`.
+        Some(i) => &role_arn[role_arn.len() - rest.len() - 1..role_arn.len() - rest.len() + i + 1],
+        None => "/",
+    }
 }
 
 pub fn partition_of(region: &str) -> &'static str {
@@ -190,6 +205,16 @@ mod tests {
             Scope::new("us-gov-west-1", "123456789012").role_arn("r"),
             "arn:aws-us-gov:iam::123456789012:role/r"
         );
+    }
+
+    #[test]
+    fn role_paths() {
+        let scope = Scope::new("us-east-1", "123456789012");
+        assert_eq!(scope.role_arn_in("/", "r"), "arn:aws:iam::123456789012:role/r");
+        let arn = scope.role_arn_in("/secretwire/web/", "r");
+        assert_eq!(arn, "arn:aws:iam::123456789012:role/secretwire/web/r");
+        assert_eq!(role_path_of(&arn), "/secretwire/web/");
+        assert_eq!(role_path_of("arn:aws:iam::123456789012:role/r"), "/");
     }
 
     #[test]

@@ -43,6 +43,15 @@ pub struct Cli {
     /// role writes only with it.
     #[arg(long, global = true, value_name = "POLICY_ARN", env = "SECRETWIRE_PERMISSIONS_BOUNDARY", value_parser = policy_arn)]
     pub permissions_boundary: Option<String>,
+    /// The tenant file: which manifest files belong to which team, and what
+    /// each team's objects may reference, name and grant. Outside the manifest
+    /// tree; without it the repo is one tenant.
+    #[arg(long, global = true, value_name = "FILE", env = "SECRETWIRE_TENANTS")]
+    pub tenants: Option<PathBuf>,
+    /// The IAM path every role secretwire creates gets (`/secretwire/`);
+    /// `policy` scopes role writes to it, and a role elsewhere is not adopted.
+    #[arg(long, global = true, value_name = "PATH", env = "SECRETWIRE_ROLE_PATH", value_parser = role_path)]
+    pub role_path: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -207,6 +216,16 @@ fn policy_arn(s: &str) -> Result<String, String> {
     if ok { Ok(s.to_string()) } else { Err("an IAM managed policy ARN, arn:aws:iam::ACCOUNT:policy/NAME".into()) }
 }
 
+/// An IAM path: `/`, or `/a/b/`; at most 512 characters of `!` to `~`.
+fn role_path(s: &str) -> Result<String, String> {
+    let ok = s.starts_with('/')
+        && s.ends_with('/')
+        && s.len() <= 512
+        && !s.contains("//")
+        && s.bytes().all(|b| (0x21..=0x7e).contains(&b));
+    if ok { Ok(s.to_string()) } else { Err("an IAM path such as /secretwire/ (starts and ends with /)".into()) }
+}
+
 fn controller_id(s: &str) -> Result<String, String> {
     let ok = !s.is_empty() && s.len() <= 40 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if ok { Ok(s.to_string()) } else { Err("1 to 40 ASCII letters, digits, `-` or `_`".into()) }
@@ -231,17 +250,48 @@ pub fn duration(s: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs_f64(secs))
 }
 
-/// Loads manifests; prints every diagnostic to stderr. `None` when any is invalid.
-fn load(dir: &std::path::Path) -> Option<Desired> {
-    let (desired, diags) = manifest::load_dir(dir);
-    for d in &diags {
+/// Loads manifests; prints every diagnostic to stderr. `None` when any
+/// manifest is invalid; an object a tenant rule refuses is left out (listed
+/// in `Desired::refused`) and the rest is returned.
+fn load(dir: &std::path::Path, tenants: Option<&manifest::tenant::Tenants>) -> Option<Desired> {
+    let l = manifest::load(dir, tenants);
+    for d in l.errors.iter().chain(&l.refusals) {
         eprintln!("{d}");
     }
-    if diags.is_empty() {
-        Some(desired)
-    } else {
-        eprintln!("{} error(s); nothing was applied.", diags.len());
-        None
+    if !l.errors.is_empty() {
+        eprintln!("{} error(s); nothing was applied.", l.errors.len() + l.refusals.len());
+        return None;
+    }
+    if !l.refusals.is_empty() {
+        eprintln!(
+            "{} tenant rule breach(es): {} object(s) refused, the rest goes on.",
+            l.refusals.len(),
+            l.desired.refused.len()
+        );
+    }
+    Some(l.desired)
+}
+
+/// Reads `--tenants`; every problem is printed. The file must be outside the
+/// manifest tree: a tenant that could edit it could widen itself.
+pub fn load_tenants(file: &std::path::Path, dir: &std::path::Path) -> Option<manifest::tenant::Tenants> {
+    let inside = match (std::fs::canonicalize(file), std::fs::canonicalize(dir)) {
+        (Ok(f), Ok(d)) => f.starts_with(d),
+        _ => false,
+    };
+    if inside {
+        eprintln!("{}: error: the tenant file must be outside the manifest tree {}", file.display(), dir.display());
+        return None;
+    }
+    match manifest::tenant::Tenants::load(file) {
+        Ok(t) => Some(t),
+        Err(diags) => {
+            for d in &diags {
+                eprintln!("{d}");
+            }
+            eprintln!("{} error(s) in the tenant file; nothing was applied.", diags.len());
+            None
+        }
     }
 }
 
@@ -283,22 +333,49 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     for spec in &cli.rate_limits {
         limits.set(spec).map_err(anyhow::Error::msg)?;
     }
-    let platform = crate::model::Platform { permissions_boundary: cli.permissions_boundary.clone() };
+    let platform = crate::model::Platform {
+        permissions_boundary: cli.permissions_boundary.clone(),
+        role_path: cli.role_path.clone().filter(|p| p != "/"),
+    };
+    let dir = match &cli.command {
+        Command::Validate(m) => &m.dir,
+        Command::Plan { manifests, .. }
+        | Command::Apply { manifests, .. }
+        | Command::Run { manifests, .. }
+        | Command::Render { manifests, .. }
+        | Command::Policy { manifests, .. } => &manifests.dir,
+    };
+    let tenants = match &cli.tenants {
+        Some(file) => match load_tenants(file, dir) {
+            Some(t) => Some(Arc::new(t)),
+            None => return Ok(1),
+        },
+        None => None,
+    };
     let load = |dir: &std::path::Path| {
-        load(dir).map(|mut d| {
+        load(dir, tenants.as_deref()).map(|mut d| {
             d.platform = platform.clone();
             d
         })
     };
     match cli.command {
         Command::Validate(m) => {
+            if tenants.is_none() {
+                eprintln!("note: no --tenants: the repo is treated as one tenant (no tenant rule applies)");
+            }
             let Some(d) = load(&m.dir) else { return Ok(1) };
+            if !d.refused.is_empty() {
+                return Ok(1);
+            }
             emit(&format!(
-                "{} valid: {} parameters, {} secrets, {} services.\n",
+                "{} valid: {} parameters, {} secrets, {} services{}.\n",
                 m.dir.display(),
                 d.parameters.len(),
                 d.secrets.len(),
-                d.services.len()
+                d.services.len(),
+                tenants
+                    .as_ref()
+                    .map_or(String::new(), |t| format!(", within the rules of {} tenant(s)", t.tenants.len()))
             ));
             Ok(0)
         }
@@ -310,7 +387,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 Output::Text => emit(&crate::output::plan_text(&plan)),
                 Output::Json => print_json(&crate::output::plan_json(&plan)),
             }
-            Ok(if plan.has_failures() {
+            Ok(if plan.has_failures() || !d.refused.is_empty() {
                 1
             } else if detailed_exitcode && plan.has_changes() {
                 2
@@ -352,7 +429,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             // Asked to prune and refused: what was asked did not happen.
             let prune_refused = prune.prune && report.plan.prune.guard.refused.is_some();
-            Ok(if report.failed() || rollout_failed || prune_refused { 1 } else { 0 })
+            // An object a tenant rule refused failed, as any failed object does.
+            let refused = !d.refused.is_empty();
+            Ok(if report.failed() || rollout_failed || prune_refused || refused { 1 } else { 0 })
         }
         Command::Run {
             manifests,
@@ -396,6 +475,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 notify: crate::notify::Sinks { webhooks: notify_webhooks, eventbridge: notify_eventbridge },
                 prune: prune.mode(),
                 platform,
+                tenants: tenants.clone(),
             };
             crate::run::run(cfg, metrics, limits).await?;
             Ok(0)

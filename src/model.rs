@@ -25,6 +25,8 @@ pub const TAG_RECOVERY_WINDOW: &str = "secretwire.dev/recovery-window-days";
 /// On a Service's roles: the ECS service (`cluster/service`) whose deployments
 /// must no longer use the role before prune deletes it.
 pub const TAG_SERVICE: &str = "secretwire.dev/service";
+/// The tenant (of `--tenants`) whose manifest made the resource.
+pub const TAG_TENANT: &str = "secretwire.dev/tenant";
 /// Every tag key secretwire writes starts with this; Retain removes them all.
 pub const TAG_PREFIX: &str = "secretwire.dev/";
 
@@ -110,6 +112,8 @@ impl fmt::Display for ObjectKey {
 pub struct Origin {
     pub path: PathBuf,
     pub line: u64,
+    /// The tenant the file belongs to (`--tenants`); `None` without tenants.
+    pub tenant: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -120,6 +124,9 @@ pub struct Desired {
     /// Objects that are declared but invalid: never applied, but references to
     /// them still count as references to the repo, not to external values.
     pub invalid: BTreeSet<ObjectKey>,
+    /// The part of `invalid` that is well-formed but breaks a tenant rule:
+    /// refused alone, while the rest of the repo is still applied.
+    pub refused: BTreeSet<ObjectKey>,
     /// Problems the last load reported (`run` goes on with what is valid):
     /// while there are any, nothing is pruned.
     pub load_errors: usize,
@@ -133,9 +140,28 @@ pub struct Platform {
     /// `--permissions-boundary`: the managed policy every role secretwire
     /// creates or manages gets as its permissions boundary.
     pub permissions_boundary: Option<String>,
+    /// `--role-path`: where every role secretwire creates lives (`/` by
+    /// default); a role elsewhere is not adopted.
+    pub role_path: Option<String>,
+}
+
+impl Platform {
+    /// The IAM path roles are created under: `/` or `/a/b/`.
+    pub fn role_path(&self) -> &str {
+        self.role_path.as_deref().unwrap_or("/")
+    }
 }
 
 impl Desired {
+    /// Where an object was declared.
+    pub fn origin(&self, key: &ObjectKey) -> Option<&Origin> {
+        match key.kind {
+            Kind::Parameter => self.parameters.get(&key.name).map(|d| &d.origin),
+            Kind::Secret => self.secrets.get(&key.name).map(|d| &d.origin),
+            Kind::Service => self.services.get(&key.name).map(|d| &d.origin),
+        }
+    }
+
     /// Declares nothing at all, valid or not (an empty checkout).
     pub fn is_empty(&self) -> bool {
         self.parameters.is_empty() && self.secrets.is_empty() && self.services.is_empty() && self.invalid.is_empty()

@@ -315,10 +315,10 @@ pub fn controller_policy(
     let mut roles = BTreeSet::new();
     let mut managed_policies = BTreeSet::new();
     for svc in desired.services.values() {
-        roles.insert(scope.role_arn(&svc.execution_role.name));
+        roles.insert(scope.role_arn_in(desired.platform.role_path(), &svc.execution_role.name));
         managed_policies.extend(svc.execution_role.managed_policy_arns.iter().cloned());
         if let Some(t) = &svc.task_role {
-            roles.insert(scope.role_arn(&t.role.name));
+            roles.insert(scope.role_arn_in(desired.platform.role_path(), &t.role.name));
             managed_policies.extend(t.role.managed_policy_arns.iter().cloned());
         }
     }
@@ -472,7 +472,7 @@ pub fn controller_policy(
                        "Resource": format!("arn:{p}:secretsmanager:{r}:{a}:secret:*"), "Condition": ours.clone()}));
         st.push(json!({"Sid": "PruneOwnedRoles", "Effect": "Allow",
                        "Action": ["iam:DeleteRole", "iam:DeleteRolePolicy", "iam:DetachRolePolicy", "iam:UntagRole"],
-                       "Resource": format!("arn:{p}:iam::{a}:role/*"), "Condition": ours}));
+                       "Resource": format!("arn:{p}:iam::{a}:role{}*", desired.platform.role_path()), "Condition": ours}));
         // The Service Authorization Reference gives neither action a resource
         // type: `*` is the only form IAM takes. secretwire deregisters only
         // revisions whose tags say it registered them.

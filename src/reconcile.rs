@@ -259,6 +259,15 @@ impl Reconciler {
         let ran = bounded(objects.into_iter().map(|(_, o)| o).collect(), self.concurrency, |obj| {
             let aws = self.aws.clone();
             let slow = self.slow.clone();
+            // Audit: every write is logged under the manifest file (and tenant)
+            // it came from; a pruned object's manifest is gone.
+            let origin = desired.origin(&obj.key);
+            let span = tracing::info_span!(
+                "write",
+                object = %obj.key,
+                source = %origin.map_or("(removed from the manifests)".into(), |o| format!("{}:{}", o.path.display(), o.line)),
+                tenant = %origin.and_then(|o| o.tenant.as_deref()).unwrap_or("-"),
+            );
             async move {
                 // Whatever happens, a role this object writes is read afresh next time.
                 for op in obj.changes.iter().flat_map(|c| &c.ops) {
@@ -286,7 +295,7 @@ impl Reconciler {
                         obj,
                     );
                 }
-                let result = match execute(&aws, &obj).await {
+                let result = match tracing::Instrument::instrument(execute(&aws, &obj), span).await {
                     Ok(done) => {
                         if done.ops > 0 {
                             info!(kind = %key.kind, name = %key.name, writes = done.ops, "Applied");

@@ -143,7 +143,9 @@ async fn run_op(aws: &Aws, op: &Op, done: &mut Executed) -> Result<(), WriteErro
             info!(secret = %id, "Cancelled rotation");
             Ok(())
         }
-        Op::CreateRole { name, trust, tags, boundary } => create_role(aws, name, trust, tags, boundary).await,
+        Op::CreateRole { name, trust, tags, boundary, path } => {
+            create_role(aws, name, trust, tags, boundary, path).await
+        }
         Op::PutBoundary { name, arn } => {
             call!(
                 "PutRolePermissionsBoundary",
@@ -334,6 +336,7 @@ async fn create_role(
     trust: &Value,
     tags: &Tags,
     boundary: &Option<String>,
+    path: &str,
 ) -> Result<(), WriteError> {
     let res = call!(
         "CreateRole",
@@ -341,6 +344,7 @@ async fn create_role(
         aws.iam
             .create_role()
             .role_name(name)
+            .path(path)
             .assume_role_policy_document(trust.to_string())
             .description("ECS role managed by secretwire")
             .set_tags(Some(iam_tags(tags)))

@@ -4,6 +4,7 @@
 pub mod diag;
 pub mod load;
 pub mod schema;
+pub mod tenant;
 pub mod validate;
 
 use std::path::Path;
@@ -12,13 +13,31 @@ pub use diag::Diagnostic;
 
 use crate::model::Desired;
 
-/// Loads and validates a manifest directory. The desired state holds every
-/// valid object; the diagnostics list every problem, in file order.
+/// What loading a manifest directory found.
+#[derive(Debug, Default)]
+pub struct Load {
+    /// Every valid object; refused ones are in `invalid` and `refused`.
+    pub desired: Desired,
+    /// Problems of the manifests themselves, in file order.
+    pub errors: Vec<Diagnostic>,
+    /// Breaches of a tenant rule: each refuses its object alone.
+    pub refusals: Vec<Diagnostic>,
+}
+
+/// Loads and validates a manifest directory as one tenant. The desired state
+/// holds every valid object; the diagnostics list every problem, in file order.
 pub fn load_dir(dir: &Path) -> (Desired, Vec<Diagnostic>) {
+    let l = load(dir, None);
+    (l.desired, l.errors)
+}
+
+/// Loads and validates a manifest directory, holding every object to the
+/// rules of its tenant when `tenants` is given.
+pub fn load(dir: &Path, tenants: Option<&tenant::Tenants>) -> Load {
     let mut diags = Vec::new();
     if !dir.is_dir() {
         diags.push(Diagnostic::file(dir, "manifest directory does not exist"));
-        return (Desired::default(), diags);
+        return Load { errors: diags, ..Default::default() };
     }
     let mut per_file = Vec::new();
     for file in load::manifest_files(dir, &mut diags) {
@@ -50,9 +69,13 @@ pub fn load_dir(dir: &Path) -> (Desired, Vec<Diagnostic>) {
         docs.extend(file_docs);
         diags.append(&mut file_diags);
     }
-    let desired = validate::build(docs, &mut diags);
-    (desired, diags)
+    let tenancy = tenants.map(|t| validate::Tenancy::new(t, dir, &docs));
+    let mut refusals = Vec::new();
+    let desired = validate::build(docs, tenancy.as_ref(), &mut diags, &mut refusals);
+    Load { desired, errors: diags, refusals }
 }
 
+#[cfg(test)]
+mod tenant_tests;
 #[cfg(test)]
 mod tests;

@@ -103,6 +103,9 @@ pub struct ParameterSpec {
     pub tags: BTreeMap<String, String>,
     #[serde(default)]
     pub deletion_policy: Option<S<DeletionPolicy>>,
+    /// Tenants (of `--tenants`) whose Services may reference this value too.
+    #[serde(default)]
+    pub shared_with: Vec<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,6 +127,9 @@ pub struct SecretSpec {
     pub deletion_policy: Option<S<DeletionPolicy>>,
     #[serde(default)]
     pub recovery_window_days: Option<S<u32>>,
+    /// Tenants (of `--tenants`) whose Services may reference this value too.
+    #[serde(default)]
+    pub shared_with: Vec<S<String>>,
 }
 
 /// `spec.rotation` of a Secret: `{ lambdaArn, schedule, duration,

@@ -202,6 +202,8 @@ pub enum Op {
         tags: Tags,
         /// `--permissions-boundary`, set at creation.
         boundary: Option<String>,
+        /// `--role-path` (default `/`).
+        path: String,
     },
     /// `PutRolePermissionsBoundary`: the boundary `--permissions-boundary` names.
     PutBoundary {
@@ -312,10 +314,14 @@ impl Plan {
     }
 }
 
-pub fn owned_tags(controller_id: &str, key: &ObjectKey, extra: &BTreeMap<String, String>) -> Tags {
+/// Ours (`managed-by`), where it came from (`source`), its tenant, and `extra`.
+pub fn owned_tags(controller_id: &str, key: &ObjectKey, origin: &Origin, extra: &BTreeMap<String, String>) -> Tags {
     let mut t = extra.clone();
     t.insert(TAG_MANAGED_BY.into(), controller_id.into());
     t.insert(TAG_SOURCE.into(), key.to_string());
+    if let Some(tenant) = &origin.tenant {
+        t.insert(TAG_TENANT.into(), tenant.clone());
+    }
     t
 }
 
@@ -327,6 +333,9 @@ fn missing_tags(want: &Tags, have: &Tags) -> Tags {
     want.iter()
         .filter(|(k, v)| have.get(*k) != Some(*v))
         .filter(|(k, v)| !(*k == TAG_DELETION_POLICY && *v == "Retain" && !have.contains_key(*k)))
+        // The tenant is written when a resource is made (a parameter's tags are
+        // not read back) and corrected when it names another; never added later.
+        .filter(|(k, _)| *k != TAG_TENANT || have.contains_key(*k))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }

@@ -21,7 +21,7 @@ impl RoleOwner<'_> {
             (TAG_DELETION_POLICY.to_string(), self.def.deletion_policy.as_str().to_string()),
             (TAG_SERVICE.to_string(), format!("{}/{}", self.def.cluster, self.def.service_name)),
         ]);
-        owned_tags(controller_id, self.key, &extra)
+        owned_tags(controller_id, self.key, &self.def.origin, &extra)
     }
 }
 
@@ -42,7 +42,9 @@ impl Planner<'_> {
             |p: &Option<Value>| p.as_ref().map_or(0, |p| p["Statement"].as_array().map_or(0, Vec::len));
         let Some(obs) = self.o.roles.get(&role.name) else {
             let boundary = self.d.platform.permissions_boundary.clone();
-            let mut ops = vec![Op::CreateRole { name: role.name.clone(), trust, tags, boundary }];
+            let path = self.d.platform.role_path().to_string();
+            let arn = self.o.scope.role_arn_in(&path, &role.name);
+            let mut ops = vec![Op::CreateRole { name: role.name.clone(), trust, tags, boundary, path }];
             if let Some(doc) = &inline {
                 ops.push(Op::PutRolePolicy { name: role.name.clone(), document: doc.clone() });
             }
@@ -61,8 +63,29 @@ impl Planner<'_> {
                 ),
                 ops,
             });
-            return Some(self.o.scope.role_arn(&role.name));
+            return Some(arn);
         };
+        // IAM cannot move a role to another path, and `secretwire policy` scopes
+        // role writes to `--role-path`: a role elsewhere is not taken over.
+        let path = crate::arn::role_path_of(&obs.arn);
+        if let Some(want) = &self.d.platform.role_path
+            && !path.starts_with(want.as_str())
+        {
+            let origin = &owner.def.origin;
+            plan.problems.push(Problem {
+                kind: ProblemKind::Conflict,
+                reason: Reason::Conflict,
+                resource,
+                message: format!(
+                    "{}:{}: the role is at path `{path}`, outside --role-path `{want}`; IAM cannot move a role, \
+                     so it is not {} (name another role)",
+                    origin.path.display(),
+                    origin.line,
+                    if role.adopt { "adopted" } else { "managed" }
+                ),
+            });
+            return None;
+        }
         let adopting = self.may_manage(plan, &resource, &obs.tags, role.adopt)?;
         let mut ops = Vec::new();
         let mut what = Vec::new();

@@ -191,7 +191,7 @@ impl Planner<'_> {
 /// template's `tags`, or the running revision's), ours winning on a clash.
 fn revision_tags(controller_id: &str, key: &ObjectKey, def: &ServiceDef, base: &Value) -> Tags {
     let policy = [(TAG_DELETION_POLICY.to_string(), def.deletion_policy.as_str().to_string())].into();
-    let mut tags = owned_tags(controller_id, key, &policy);
+    let mut tags = owned_tags(controller_id, key, &def.origin, &policy);
     for t in base["tags"].as_array().into_iter().flatten() {
         if let (Some(k), Some(v)) = (t["key"].as_str(), t["value"].as_str()) {
             tags.entry(k.to_string()).or_insert_with(|| v.to_string());

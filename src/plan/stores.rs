@@ -7,7 +7,7 @@ impl Planner<'_> {
     pub(super) fn parameter(&self, def: &ParameterDef) -> ObjectPlan {
         let key = ObjectKey::new(Kind::Parameter, &def.name);
         let resource = format!("ssm parameter {}", def.name);
-        let mut tags = owned_tags(self.id, &key, &def.tags);
+        let mut tags = owned_tags(self.id, &key, &def.origin, &def.tags);
         tags.insert(TAG_DELETION_POLICY.into(), def.deletion_policy.as_str().into());
         let mut plan = ObjectPlan::new(key.clone());
         let kind_name = match def.kind {
@@ -100,7 +100,7 @@ impl Planner<'_> {
     pub(super) fn secret(&self, def: &SecretDef) -> ObjectPlan {
         let key = ObjectKey::new(Kind::Secret, &def.name);
         let resource = format!("secret {}", def.name);
-        let mut tags = owned_tags(self.id, &key, &def.tags);
+        let mut tags = owned_tags(self.id, &key, &def.origin, &def.tags);
         tags.insert(TAG_DELETION_POLICY.into(), def.deletion_policy.as_str().into());
         if def.deletion_policy == DeletionPolicy::Delete {
             tags.insert(TAG_RECOVERY_WINDOW.into(), def.recovery_window_days.to_string());

@@ -135,8 +135,8 @@ fn simulate(o: &mut Observed, plan: &Plan, full_arns: bool, kinds: &[Kind]) {
                 Op::PutBoundary { name, arn } => {
                     std::sync::Arc::make_mut(o.roles.get_mut(&name).unwrap()).permissions_boundary = Some(arn)
                 }
-                Op::CreateRole { name, trust, tags, boundary } => {
-                    let arn = o.scope.role_arn(&name);
+                Op::CreateRole { name, trust, tags, boundary, path } => {
+                    let arn = o.scope.role_arn_in(&path, &name);
                     o.roles.insert(
                         name.clone(),
                         std::sync::Arc::new(ObservedRole {

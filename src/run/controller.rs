@@ -79,7 +79,7 @@ impl Controller {
             prune: cfg.prune,
         };
         Self {
-            manifests: Manifests::new(cfg.dir.clone(), cfg.platform.clone()),
+            manifests: Manifests::new(cfg.dir.clone(), cfg.platform.clone(), cfg.tenants.clone()),
             index: ValueIndex::default(),
             debounce: Debouncer::new(cfg.debounce, cfg.failure_backoff),
             backstop: Backstop::default(),

@@ -80,6 +80,8 @@ pub struct RunConfig {
     pub prune: crate::reconcile::PruneMode,
     /// What the platform imposes on every object (`--permissions-boundary`).
     pub platform: crate::model::Platform,
+    /// `--tenants`: read once at start; every reload holds the manifests to it.
+    pub tenants: Option<std::sync::Arc<crate::manifest::tenant::Tenants>>,
 }
 
 /// Wall-clock seconds since the epoch (event and deployment times are on it).

@@ -29,12 +29,18 @@ pub struct Manifests {
     pub kept_invalid: BTreeSet<ObjectKey>,
     /// Given to every load.
     pub platform: crate::model::Platform,
+    /// Every load holds the manifests to these tenants' rules.
+    tenants: Option<std::sync::Arc<crate::manifest::tenant::Tenants>>,
 }
 
 impl Manifests {
-    pub fn new(dir: PathBuf, platform: crate::model::Platform) -> Self {
+    pub fn new(
+        dir: PathBuf,
+        platform: crate::model::Platform,
+        tenants: Option<std::sync::Arc<crate::manifest::tenant::Tenants>>,
+    ) -> Self {
         let fingerprint = fingerprint(&dir);
-        Self { dir, fingerprint, desired: Desired::default(), kept_invalid: BTreeSet::new(), platform }
+        Self { dir, fingerprint, desired: Desired::default(), kept_invalid: BTreeSet::new(), platform, tenants }
     }
 
     /// Whether the directory changed since the last look; waits until it is quiet.
@@ -62,7 +68,11 @@ impl Manifests {
     /// Loads the directory. An object that became invalid keeps its last good
     /// version; one that disappeared is dropped.
     pub fn reload(&mut self) -> Reloaded {
-        let (mut fresh, diags) = crate::manifest::load_dir(&self.dir);
+        let load = crate::manifest::load(&self.dir, self.tenants.as_deref());
+        let (mut fresh, mut diags) = (load.desired, load.errors);
+        // A refused object is treated as an invalid one: its last good version
+        // (which passed the same rules) is kept, and nothing is pruned meanwhile.
+        diags.extend(load.refusals);
         fresh.load_errors = diags.len();
         fresh.platform = self.platform.clone();
         let mut out = Reloaded { diagnostics: diags.iter().map(ToString::to_string).collect(), ..Default::default() };

@@ -15,14 +15,17 @@ use crate::arn::{RawTarget, parse_value_from};
 use crate::model::*;
 use crate::value::{InitialValue, JsonField};
 
+mod grants;
 mod names;
 mod rotation;
 mod service;
+mod tenant;
 mod values;
 
 use names::check_cluster;
 pub use names::{check_ecs_name, check_parameter_name, check_role_name, check_secret_name};
 use service::*;
+pub use tenant::Tenancy;
 use values::*;
 
 pub const API_VERSION: &str = "secretwire.dev/v1alpha1";
@@ -31,11 +34,21 @@ struct Ctx<'a> {
     path: &'a Path,
     text: &'a str,
     diags: Vec<Diagnostic>,
+    /// Breaches of a tenant rule: the object is refused, the repo still applies.
+    refusals: Vec<Diagnostic>,
 }
 
 impl Ctx<'_> {
     fn err(&mut self, loc: Location, msg: impl Into<String>) {
         self.diags.push(Diagnostic::at(self.path, self.text, loc, msg));
+    }
+    fn refuse(&mut self, loc: Location, tenant: &str, rule: &str, msg: impl std::fmt::Display) {
+        let message = if tenant.is_empty() {
+            format!("rule `{rule}`: {msg}")
+        } else {
+            format!("tenant `{tenant}`: rule `{rule}`: {msg}")
+        };
+        self.refusals.push(Diagnostic::at(self.path, self.text, loc, message));
     }
     fn check<T>(&mut self, s: &Spanned<T>, r: Result<(), String>) {
         if let Err(m) = r {
@@ -44,19 +57,35 @@ impl Ctx<'_> {
     }
 }
 
-/// Validates all loaded documents and builds the desired state.
-pub fn build(docs: Vec<Loaded>, diags: &mut Vec<Diagnostic>) -> Desired {
+/// Validates all loaded documents and builds the desired state. With
+/// `tenancy`, every object is also held to its tenant's rules: a breach goes
+/// to `refusals` and refuses that object alone (`Desired::refused`).
+pub fn build(
+    docs: Vec<Loaded>,
+    tenancy: Option<&Tenancy>,
+    diags: &mut Vec<Diagnostic>,
+    refusals: &mut Vec<Diagnostic>,
+) -> Desired {
     let mut desired = Desired::default();
     let mut first_seen: HashMap<ObjectKey, (std::path::PathBuf, u64, u64)> = HashMap::new();
     // (cluster, service) and family and role names must not be claimed twice.
     let mut claims: HashMap<(&'static str, String), String> = HashMap::new();
 
     for Loaded { path, text, doc } in docs {
-        let mut cx = Ctx { path: &path, text: &text, diags: Vec::new() };
+        let mut cx = Ctx { path: &path, text: &text, diags: Vec::new(), refusals: Vec::new() };
         let kind = match doc.spec {
             Spec::Parameter(_) => Kind::Parameter,
             Spec::Secret(_) => Kind::Secret,
             Spec::Service(_) => Kind::Service,
+            Spec::Unknown if doc.kind.value == "Tenant" => {
+                cx.err(
+                    doc.kind.referenced,
+                    "a `Tenant` in the manifest tree widens nothing: tenants are defined in the --tenants file, \
+                     outside the tree",
+                );
+                diags.append(&mut cx.diags);
+                continue;
+            }
             Spec::Unknown => {
                 let msg =
                     format!("unknown kind `{}`, expected one of `Parameter`, `Secret`, `Service`", doc.kind.value);
@@ -79,7 +108,17 @@ pub fn build(docs: Vec<Loaded>, diags: &mut Vec<Diagnostic>) -> Desired {
                 format!("unsupported apiVersion `{}`, expected `{API_VERSION}`", doc.api_version.value),
             );
         }
-        let origin = Origin { path: path.clone(), line: name_loc.line() };
+        let mut tenant_name = None;
+        if let Some(t) = tenancy {
+            match t.tenant_of(&path) {
+                Ok(tenant) => {
+                    tenant::check(&mut cx, t, tenant, &doc);
+                    tenant_name = Some(tenant.name.clone());
+                }
+                Err(why) => cx.refuse(name_loc, "", "paths", format!("{key}: {why}")),
+            }
+        }
+        let origin = Origin { path: path.clone(), line: name_loc.line(), tenant: tenant_name };
         let built = build_object(&mut cx, doc, origin);
         if let Some(Object::Service(s)) = &built {
             for (what, id) in claimed_ids(s) {
@@ -88,6 +127,14 @@ pub fn build(docs: Vec<Loaded>, diags: &mut Vec<Diagnostic>) -> Desired {
                 {
                     cx.err(name_loc, format!("{what} `{id}` is already managed by Service/{owner}"));
                 }
+            }
+        }
+        if !cx.refusals.is_empty() {
+            refusals.append(&mut cx.refusals);
+            if cx.diags.is_empty() {
+                desired.invalid.insert(key.clone());
+                desired.refused.insert(key);
+                continue;
             }
         }
         match built {

@@ -47,7 +47,7 @@ pub(super) fn build_service(
     let execution_role = match s.execution_role {
         Some(r) => RoleDef {
             name: r.role_name.map_or_else(
-                || format!("{}-execution", name.value),
+                || default_execution_role(&name.value),
                 |n| {
                     cx.check(&n, check_role_name(&n.value));
                     n.value
@@ -57,7 +57,7 @@ pub(super) fn build_service(
             managed_policy_arns: managed_arns(cx, r.managed_policy_arns),
         },
         None => {
-            RoleDef { name: format!("{}-execution", name.value), adopt: false, managed_policy_arns: BTreeSet::new() }
+            RoleDef { name: default_execution_role(&name.value), adopt: false, managed_policy_arns: BTreeSet::new() }
         }
     };
     if execution_role.name.len() > 64 {
@@ -133,6 +133,11 @@ pub(super) fn build_service(
         deletion_policy: s.deletion_policy.map_or(DeletionPolicy::Delete, |d| d.value),
         revision_history_limit: s.revision_history_limit.map_or(DEFAULT_REVISION_HISTORY_LIMIT, |l| l.value),
     })
+}
+
+/// The execution role of a Service that names none.
+pub(super) fn default_execution_role(service: &str) -> String {
+    format!("{service}-execution")
 }
 
 pub(super) fn env_secrets(cx: &mut Ctx, refs: Vec<schema::ValueRefSpec>, field: &str) -> Vec<EnvSecret> {
