@@ -482,6 +482,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Render { manifests, service } => {
             let Some(d) = load(&manifests.dir) else { return Ok(1) };
+            if d.refused.contains(&crate::model::ObjectKey::new(crate::model::Kind::Service, &service)) {
+                eprintln!("error: Service `{service}` is refused by a tenant rule (see above)");
+                return Ok(1);
+            }
             if !d.services.contains_key(&service) {
                 eprintln!("error: no Service `{service}` in {}", manifests.dir.display());
                 return Ok(1);

@@ -156,10 +156,11 @@ impl Controller {
         let mut board = self.shared.board();
         board.manifest_errors = r.diagnostics;
         for (key, kept) in &r.invalid {
-            let msg = if *kept {
-                "manifest is invalid; keeping the last good version"
-            } else {
-                "manifest is invalid; not applied"
+            let msg = match (r.refused.contains(key), *kept) {
+                (false, true) => "manifest is invalid; keeping the last good version",
+                (false, false) => "manifest is invalid; not applied",
+                (true, true) => "refused by a tenant rule; keeping the last good version",
+                (true, false) => "refused by a tenant rule; not applied",
             };
             board.object(key, t).set(
                 ConditionType::Ready,

@@ -17,6 +17,8 @@ pub struct Reloaded {
     pub diagnostics: Vec<String>,
     /// Invalid objects, and whether a last good version is kept for each.
     pub invalid: Vec<(ObjectKey, bool)>,
+    /// The part of `invalid` a tenant rule refused (the manifest itself is well-formed).
+    pub refused: BTreeSet<ObjectKey>,
     /// Objects no longer declared (their AWS resources stay).
     pub removed: Vec<ObjectKey>,
 }
@@ -75,7 +77,11 @@ impl Manifests {
         diags.extend(load.refusals);
         fresh.load_errors = diags.len();
         fresh.platform = self.platform.clone();
-        let mut out = Reloaded { diagnostics: diags.iter().map(ToString::to_string).collect(), ..Default::default() };
+        let mut out = Reloaded {
+            diagnostics: diags.iter().map(ToString::to_string).collect(),
+            refused: fresh.refused.clone(),
+            ..Default::default()
+        };
         self.kept_invalid.clear();
         for key in fresh.invalid.clone() {
             let kept = carry_over(&mut self.desired, &mut fresh, &key);

@@ -312,3 +312,39 @@ async fn roles_live_under_the_role_path_and_a_role_outside_it_is_not_adopted() {
     let tags = iam.get_role().role_name("legacy-task").send().await.unwrap();
     assert!(tags.role().unwrap().tags().is_empty(), "not adopted");
 }
+
+#[tokio::test]
+async fn run_holds_every_reload_to_the_tenant_rules_and_keeps_the_last_good_version_of_a_refused_edit() {
+    let moto = Moto::start();
+    moto.bootstrap();
+    let sdk = moto.sdk().await;
+    let (repo, outside) = two_team_repo();
+    std::fs::remove_file(repo.path().join("teams/web/greedy.yaml")).unwrap();
+    let tenants = outside.path().join("tenants.yaml").display().to_string();
+    let mut cmd = moto.command();
+    cmd.env("REGISTRY_CREDENTIALS", REGISTRY_CREDENTIALS);
+    let run = start_run_with(cmd, repo.path(), &["--tenants", &tenants, "--no-events"]);
+    let ready = |run: &Running, object: &str| run.status()["objects"][object]["conditions"][0].clone();
+    eventually!("web applied", 60, run, ready(&run, "Service/web")["status"] == "True");
+    let worker = ready(&run, "Service/worker");
+    assert_eq!(worker["reason"], "InvalidManifest", "{worker}");
+    assert_eq!(worker["message"], "refused by a tenant rule; not applied", "{worker}");
+    assert!(!role_exists(&sdk, "worker-execution").await);
+
+    // A widening edit is refused; the last good version stays applied.
+    let web = repo.path().join("teams/web/services/web.yaml");
+    let text = std::fs::read_to_string(&web).unwrap();
+    std::fs::write(&web, text.replace("    roleName: web-execution\n", "    roleName: web-execution\n    adopt: true\n").replace(
+        "      - arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy\n",
+        "      - arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy\n      - arn:aws:iam::aws:policy/AdministratorAccess\n",
+    ))
+    .unwrap();
+    eventually!("the refusal on /status", 30, run, {
+        ready(&run, "Service/web")["message"] == "refused by a tenant rule; keeping the last good version"
+    });
+    assert!(run.status()["manifestErrors"][0].as_str().unwrap().contains("rule `managedPolicyArns`"));
+    run.wait_passes(1);
+    let (attached, _) = role_grants(&sdk, "web-execution").await;
+    assert_eq!(attached, ["arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"]);
+    assert_eq!(run.stop().0, 0);
+}

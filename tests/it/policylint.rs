@@ -29,6 +29,7 @@ async fn every_policy_written_or_printed_passes_the_service_authorization_refere
         vec!["policy", "-m", &dir, "--apply-only"],
         vec!["policy", "-m", &dir, "--prune"],
         vec!["policy", "-m", &dir, boundary],
+        vec!["policy", "-m", &dir, "--prune", "--role-path", "/secretwire/"],
     ] {
         let run = moto.secretwire(&args, &[]);
         run.assert_code(0);
