@@ -8,55 +8,10 @@ use super::tenant::Tenants;
 use super::*;
 use crate::model::{Kind, ObjectKey};
 
-const TENANTS: &str = "apiVersion: secretwire.dev/v1alpha1
-kind: Tenant
-metadata: { name: web }
-spec:
-  paths: [\"teams/web/**\"]
-  values: [\"/web/*\", \"web/*\"]
-  rolePrefix: web-
----
-apiVersion: secretwire.dev/v1alpha1
-kind: Tenant
-metadata: { name: payments }
-spec:
-  paths: [\"teams/payments/**\"]
-  values: [\"payments/*\"]
-  rolePrefix: payments-
-  managedPolicyArns:
-    - arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy
-    - arn:aws:iam::123456789012:policy/payments-*
-  allowStatements:
-    - { actions: [\"s3:PutObject\"], resources: [\"*\"] }
-";
-
+const TENANTS: &str = include_str!("../../tests/fixtures/tenants/tenants.yaml");
 /// The issue's service: AdministratorAccess, `iam:*` on `*`, and another team's secret.
-const GREEDY: &str = "apiVersion: secretwire.dev/v1alpha1
-kind: Service
-metadata:
-  name: api
-spec:
-  cluster: prod
-  executionRole:
-    managedPolicyArns: [arn:aws:iam::aws:policy/AdministratorAccess]
-  taskRole:
-    roleName: web-api-task
-    statements:
-      - { effect: Allow, actions: [\"iam:*\", \"sts:AssumeRole\", \"secretsmanager:*\"], resources: [\"*\"] }
-  containers:
-    - name: app
-      secrets:
-        - { name: STOLEN, secret: payments/prod-db }
-        - { name: OWN, parameter: /web/db }
-";
-
-const PAYMENTS_DB: &str = "apiVersion: secretwire.dev/v1alpha1
-kind: Secret
-metadata:
-  name: payments/prod-db
-spec:
-  initialValue: { generate: { length: 32 } }
-";
+const GREEDY: &str = include_str!("../../tests/fixtures/tenants/greedy.yaml");
+const PAYMENTS_DB: &str = include_str!("../../tests/fixtures/tenants/payments-db.yaml");
 
 fn repo(files: &[(&str, &str)], tenants: &str) -> (tempfile::TempDir, tempfile::TempDir, Tenants) {
     let d = tempfile::tempdir().unwrap();
@@ -84,7 +39,9 @@ fn service(key: &str) -> ObjectKey {
 
 #[test]
 fn the_greedy_service_is_refused_rule_by_rule_at_each_field_and_the_rest_still_loads() {
-    let (d, _t, tenants) = repo(&[("teams/web/api.yaml", GREEDY), ("teams/payments/db.yaml", PAYMENTS_DB)], TENANTS);
+    // Named `api`, its default execution role `api-execution` lacks the prefix.
+    let greedy = GREEDY.replace("name: web-greedy\n", "name: api\n");
+    let (d, _t, tenants) = repo(&[("teams/web/api.yaml", &greedy), ("platform/db.yaml", PAYMENTS_DB)], TENANTS);
     let l = load(d.path(), Some(&tenants));
     assert!(l.errors.is_empty(), "{:?}", l.errors);
     let got = located(d.path(), &l.refusals);
@@ -94,7 +51,7 @@ fn the_greedy_service_is_refused_rule_by_rule_at_each_field_and_the_rest_still_l
         "teams/web/api.yaml:12:36: tenant `web`: rule `statements`: `iam:*` grants every action of `iam`",
         "teams/web/api.yaml:12:45: tenant `web`: rule `statements`: `sts:AssumeRole` is an `sts:` action",
         "teams/web/api.yaml:12:63: tenant `web`: rule `statements`: `secretsmanager:*` grants every action",
-        "teams/web/api.yaml:16:35: tenant `web`: rule `values`: Service/api reads secret `payments/prod-db`, outside the tenant's values (`/web/*`, `web/*`) and declared by tenant `payments`, which does not share it with `web`",
+        "teams/web/api.yaml:16:35: tenant `web`: rule `values`: Service/api reads secret `payments/prod-db`, outside the tenant's values (`/web/*`, `web/*`) and declared by tenant `platform`, which does not share it with `web`",
     ];
     assert_eq!(got.len(), want_prefixes.len(), "{got:#?}");
     for (g, w) in got.iter().zip(want_prefixes) {
@@ -105,37 +62,36 @@ fn the_greedy_service_is_refused_rule_by_rule_at_each_field_and_the_rest_still_l
     assert!(l.desired.refused.contains(&service("api")) && l.desired.invalid.contains(&service("api")));
     assert!(l.desired.services.is_empty());
     assert!(l.desired.secrets.contains_key("payments/prod-db"), "the other tenant's object still loads");
-    assert_eq!(l.desired.secrets["payments/prod-db"].origin.tenant.as_deref(), Some("payments"));
+    assert_eq!(l.desired.secrets["payments/prod-db"].origin.tenant.as_deref(), Some("platform"));
 }
 
 #[test]
 fn each_rule_is_lifted_by_the_tenant_file_or_by_sharing() {
     let fixed = GREEDY
         .replace("  executionRole:\n    managedPolicyArns: [arn:aws:iam::aws:policy/AdministratorAccess]\n", "")
-        .replace("name: api\n", "name: web-api\n")
         .replace(
             "{ effect: Allow, actions: [\"iam:*\", \"sts:AssumeRole\", \"secretsmanager:*\"], resources: [\"*\"] }",
             "{ effect: Allow, actions: [\"s3:GetObject\"], resources: [\"arn:aws:s3:::web-assets/*\"] }",
         );
-    // `web-api` starts with `web-`, so its default execution role does too.
+    // `web-greedy` starts with `web-`, so its default execution role does too.
     let shared = format!("{PAYMENTS_DB}  sharedWith: [web]\n");
-    let (d, _t, tenants) = repo(&[("teams/web/api.yaml", &fixed), ("teams/payments/db.yaml", &shared)], TENANTS);
+    let (d, _t, tenants) = repo(&[("teams/web/api.yaml", &fixed), ("platform/db.yaml", &shared)], TENANTS);
     let l = load(d.path(), Some(&tenants));
     assert!(l.errors.is_empty() && l.refusals.is_empty(), "{:?} {:?}", l.errors, l.refusals);
-    let svc = &l.desired.services["web-api"];
+    let svc = &l.desired.services["web-greedy"];
     assert_eq!(svc.origin.tenant.as_deref(), Some("web"));
 
     // AdministratorAccess only when the platform lists it; s3:PutObject on `*` only where allowStatements opens it.
     let payments_svc = "apiVersion: secretwire.dev/v1alpha1
 kind: Service
 metadata:
-  name: payments-api
+  name: platform-api
 spec:
   cluster: prod
   executionRole:
-    managedPolicyArns: [arn:aws:iam::123456789012:policy/payments-read]
+    managedPolicyArns: [arn:aws:iam::123456789012:policy/platform-read]
   taskRole:
-    roleName: payments-task
+    roleName: platform-task
     statements:
       - { effect: Allow, actions: [\"s3:PutObject\"], resources: [\"*\"] }
   containers:
@@ -143,11 +99,11 @@ spec:
       secrets:
         - { name: DB, secret: payments/prod-db }
 ";
-    let (d, _t, tenants) = repo(&[("teams/payments/api.yaml", payments_svc)], TENANTS);
+    let (d, _t, tenants) = repo(&[("platform/api.yaml", payments_svc)], TENANTS);
     let l = load(d.path(), Some(&tenants));
     assert!(l.refusals.is_empty(), "{:?}", l.refusals);
     // The same service in web's tree is refused on all three counts.
-    let as_web = payments_svc.replace("payments-api", "web-x").replace("payments-task", "web-task");
+    let as_web = payments_svc.replace("platform-api", "web-x").replace("platform-task", "web-task");
     let (d, _t, tenants) = repo(&[("teams/web/x.yaml", &as_web)], TENANTS);
     let rules: Vec<String> = load(d.path(), Some(&tenants))
         .refusals
@@ -166,7 +122,10 @@ fn files_outside_every_tenant_stores_outside_values_and_raw_arns_are_refused() {
             "secret: payments/prod-db",
             "valueFrom: arn:aws:secretsmanager:us-east-1:123456789012:secret:payments/prod-db-AbCdEf",
         )
-        .replace("parameter: /web/db", "valueFrom: arn:aws:ssm:us-east-1:123456789012:parameter/web/db");
+        .replace(
+            "secrets:\n",
+            "secrets:\n        - { name: OWN, valueFrom: arn:aws:ssm:us-east-1:123456789012:parameter/web/db }\n",
+        );
     let (d, _t, tenants) =
         repo(&[("stray.yaml", stray), ("teams/web/p.yaml", foreign), ("teams/web/api.yaml", &raw)], TENANTS);
     let l = load(d.path(), Some(&tenants));
@@ -182,7 +141,10 @@ fn files_outside_every_tenant_stores_outside_values_and_raw_arns_are_refused() {
         got.iter().any(|g| g.starts_with("teams/web/p.yaml:6:16: tenant `web`: rule `sharedWith`: no tenant `nobody`")),
         "{got:#?}"
     );
-    assert!(got.iter().any(|g| g.contains("rule `values`: Service/api reads secret `payments/prod-db`")), "{got:#?}");
+    assert!(
+        got.iter().any(|g| g.contains("rule `values`: Service/web-greedy reads secret `payments/prod-db`")),
+        "{got:#?}"
+    );
     assert!(!got.iter().any(|g| g.contains("`/web/db`")), "the ARN of an allowed parameter is allowed: {got:#?}");
 }
 
@@ -191,14 +153,14 @@ fn without_tenants_nothing_is_refused_and_a_tenant_in_the_tree_is_an_error() {
     let (d, _t, _) = repo(&[("teams/web/api.yaml", GREEDY)], TENANTS);
     let l = load(d.path(), None);
     assert!(l.errors.is_empty() && l.refusals.is_empty());
-    assert!(l.desired.services.contains_key("api"), "today's behaviour: one tenant");
-    assert_eq!(l.desired.services["api"].origin.tenant, None);
+    assert!(l.desired.services.contains_key("web-greedy"), "today's behaviour: one tenant");
+    assert_eq!(l.desired.services["web-greedy"].origin.tenant, None);
     let (d, _t, tenants) = repo(&[("teams/web/tenant.yaml", TENANTS)], TENANTS);
     let l = load(d.path(), Some(&tenants));
     let got = located(d.path(), &l.errors);
     assert_eq!(got.len(), 2, "{got:#?}");
     assert!(
-        got[0].starts_with("teams/web/tenant.yaml:2:7: a `Tenant` in the manifest tree widens nothing"),
+        got[0].starts_with("teams/web/tenant.yaml:4:7: a `Tenant` in the manifest tree widens nothing"),
         "{got:#?}"
     );
 }

@@ -86,49 +86,10 @@ async fn secret_tags(sdk: &aws_config::SdkConfig, name: &str) -> std::collection
         .collect()
 }
 
-const TENANTS: &str = "apiVersion: secretwire.dev/v1alpha1
-kind: Tenant
-metadata: { name: web }
-spec:
-  paths: [\"teams/web/**\"]
-  values: [\"/web/*\", \"web/*\"]
-  rolePrefix: web-
----
-apiVersion: secretwire.dev/v1alpha1
-kind: Tenant
-metadata: { name: platform }
-spec:
-  paths: [\"platform/**\"]
-  values: [\"registry/*\", \"payments/*\"]
-  rolePrefix: platform-
-";
-
+const TENANTS: &str = include_str!("../fixtures/tenants/tenants.yaml");
 /// The issue's manifest: AdministratorAccess, `iam:*` on `*`, another team's database password.
-const GREEDY: &str = "apiVersion: secretwire.dev/v1alpha1
-kind: Service
-metadata:
-  name: web-greedy
-spec:
-  cluster: prod
-  executionRole:
-    managedPolicyArns: [arn:aws:iam::aws:policy/AdministratorAccess]
-  taskRole:
-    roleName: web-greedy-task
-    statements:
-      - { effect: Allow, actions: [\"iam:*\", \"sts:AssumeRole\", \"secretsmanager:*\"], resources: [\"*\"] }
-  containers:
-    - name: app
-      secrets:
-        - { name: STOLEN, secret: payments/prod-db }
-";
-
-const PAYMENTS_DB: &str = "apiVersion: secretwire.dev/v1alpha1
-kind: Secret
-metadata:
-  name: payments/prod-db
-spec:
-  initialValue: { generate: { length: 32 } }
-";
+const GREEDY: &str = include_str!("../fixtures/tenants/greedy.yaml");
+const PAYMENTS_DB: &str = include_str!("../fixtures/tenants/payments-db.yaml");
 
 /// The example repo as two teams: web's manifests under teams/web, the
 /// registry credentials (and payments' database) owned by the platform team.
