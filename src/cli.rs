@@ -67,6 +67,8 @@ pub struct ManifestArgs {
     pub dir: PathBuf,
 }
 
+// Built once per process from the arguments: the size of `Run` costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check the manifests; print every problem as path:line:col.
@@ -161,6 +163,17 @@ pub enum Command {
         notify_eventbridge: bool,
         #[command(flatten)]
         prune: PruneArgs,
+        /// Run as one of several replicas: lead only while holding the lease
+        /// in this DynamoDB table (created if missing, on-demand); the others
+        /// stand by. Without it this replica always leads.
+        #[arg(long, value_name = "dynamodb:TABLE", value_parser = lease_table)]
+        lease: Option<String>,
+        /// How long a lease lasts without renewal.
+        #[arg(long, default_value = "15s", value_parser = duration, requires = "lease")]
+        lease_duration: std::time::Duration,
+        /// How often the leader renews it (and a standby looks at it).
+        #[arg(long, default_value = "5s", value_parser = duration, requires = "lease")]
+        lease_renew: std::time::Duration,
     },
     /// Print the task definition JSON apply would register for a Service.
     Render {
@@ -182,6 +195,9 @@ pub enum Command {
         /// Include what `--prune` needs (deleting and untagging what secretwire owns).
         #[arg(long)]
         prune: bool,
+        /// Include what `run --lease dynamodb:TABLE` needs on that table.
+        #[arg(long, value_name = "dynamodb:TABLE", value_parser = lease_table, conflicts_with = "apply_only")]
+        lease: Option<String>,
     },
 }
 
@@ -214,6 +230,13 @@ fn policy_arn(s: &str) -> Result<String, String> {
         && (parts[4] == "aws" || (parts[4].len() == 12 && parts[4].bytes().all(|b| b.is_ascii_digit())))
         && parts[5].strip_prefix("policy/").is_some_and(|n| !n.is_empty() && !n.ends_with('/'));
     if ok { Ok(s.to_string()) } else { Err("an IAM managed policy ARN, arn:aws:iam::ACCOUNT:policy/NAME".into()) }
+}
+
+/// `dynamodb:TABLE`, TABLE a DynamoDB table name (3 to 255 of A-Z a-z 0-9 _ - .).
+fn lease_table(s: &str) -> Result<String, String> {
+    let t = s.strip_prefix("dynamodb:").ok_or("dynamodb:TABLE")?;
+    let ok = (3..=255).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+    if ok { Ok(t.to_string()) } else { Err("dynamodb:TABLE with a valid DynamoDB table name".into()) }
 }
 
 /// An IAM path: `/`, or `/a/b/`; at most 512 characters of `!` to `~`.
@@ -451,7 +474,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             notify_webhooks,
             notify_eventbridge,
             prune,
+            lease,
+            lease_duration,
+            lease_renew,
         } => {
+            if lease_renew.is_zero() || lease_renew * 2 > lease_duration {
+                eprintln!("error: --lease-renew must be more than 0 and at most half of --lease-duration");
+                return Ok(1);
+            }
             let events = match (events_queue, no_events) {
                 (Some(q), _) => crate::run::EventsMode::Queue(q),
                 (None, true) => crate::run::EventsMode::Off,
@@ -476,6 +506,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 prune: prune.mode(),
                 platform,
                 tenants: tenants.clone(),
+                lease,
+                lease_timing: crate::run::leader::LeaseTiming { ttl: lease_duration, renew: lease_renew },
             };
             crate::run::run(cfg, metrics, limits).await?;
             Ok(0)
@@ -506,7 +538,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 }
             }
         }
-        Command::Policy { manifests, apply_only, notify_eventbridge, prune } => {
+        Command::Policy { manifests, apply_only, notify_eventbridge, prune, lease } => {
             let Some(d) = load(&manifests.dir) else { return Ok(1) };
             let aws = Aws::connect(metrics, limits).await?;
             // A service that names no family keeps the one it runs: ask ECS which.
@@ -531,8 +563,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                     ),
                 }
             }
-            let wants =
-                crate::policy::Wants { run: !apply_only, notify_eventbridge, prune, controller_id: &cli.controller_id };
+            let wants = crate::policy::Wants {
+                run: !apply_only,
+                notify_eventbridge,
+                prune,
+                controller_id: &cli.controller_id,
+                lease: lease.as_deref(),
+            };
             print_json(&crate::policy::controller_policy(&d, &aws.scope, wants, &families));
             Ok(0)
         }

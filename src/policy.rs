@@ -285,6 +285,8 @@ pub struct Wants<'a> {
     pub prune: bool,
     /// The controller id the ownership conditions of `prune` name.
     pub controller_id: &'a str,
+    /// `run --lease dynamodb:TABLE`: the lease table.
+    pub lease: Option<&'a str>,
 }
 
 pub fn controller_policy(
@@ -293,7 +295,7 @@ pub fn controller_policy(
     wants: Wants,
     running_families: &std::collections::BTreeMap<String, String>,
 ) -> Value {
-    let Wants { run, notify_eventbridge, prune, controller_id } = wants;
+    let Wants { run, notify_eventbridge, prune, controller_id, lease } = wants;
     let Scope { partition: p, region: r, account: a } = scope;
     let managed_by = "aws:ResourceTag/secretwire.dev/managed-by";
     let request_tag = "aws:RequestTag/secretwire.dev/managed-by";
@@ -493,6 +495,12 @@ pub fn controller_policy(
         if notify_eventbridge {
             st.push(json!({"Sid": "NotifyOnTheDefaultBus", "Effect": "Allow", "Action": "events:PutEvents",
                            "Resource": format!("arn:{p}:events:{r}:{a}:event-bus/default")}));
+        }
+        if let Some(table) = lease {
+            st.push(json!({"Sid": "RunLease", "Effect": "Allow",
+                           "Action": ["dynamodb:DescribeTable", "dynamodb:CreateTable", "dynamodb:TagResource",
+                                      "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+                           "Resource": format!("arn:{p}:dynamodb:{r}:{a}:table/{table}")}));
         }
     }
     json!({"Version": "2012-10-17", "Statement": st})

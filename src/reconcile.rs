@@ -346,6 +346,7 @@ impl Reconciler {
                 notify_eventbridge: true,
                 prune: true,
                 controller_id: &self.controller_id,
+                lease: None,
             };
             let policy = crate::policy::controller_policy(desired, &self.aws.scope, wants, &families);
             for f in pairs.iter_mut().filter_map(|(r, _)| r.error.as_mut()).filter(|f| f.reason == Reason::AccessDenied)

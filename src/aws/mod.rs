@@ -2,6 +2,7 @@
 //! interceptor that counts every call, error classification, and the two ECS
 //! calls that carry task definitions as raw JSON.
 
+pub mod lease;
 pub mod limit;
 pub mod notify;
 pub mod observe;
@@ -43,6 +44,8 @@ pub struct Aws {
     pub sts: aws_sdk_sts::Client,
     pub events: aws_sdk_eventbridge::Client,
     pub sqs: aws_sdk_sqs::Client,
+    /// The run lease only.
+    pub dynamodb: aws_sdk_dynamodb::Client,
     pub scope: Scope,
     pub metrics: Arc<Metrics>,
 }
@@ -283,6 +286,7 @@ impl Aws {
             kms: client!(aws_sdk_kms),
             events: client!(aws_sdk_eventbridge),
             sqs: client!(aws_sdk_sqs),
+            dynamodb: client!(aws_sdk_dynamodb),
             scope: Scope::new(&region, account),
             sts,
             metrics,
@@ -305,6 +309,7 @@ impl Aws {
             sts: aws_sdk_sts::Client::new(&conf),
             events: aws_sdk_eventbridge::Client::new(&conf),
             sqs: aws_sdk_sqs::Client::new(&conf),
+            dynamodb: aws_sdk_dynamodb::Client::new(&conf),
             scope,
             metrics,
         }

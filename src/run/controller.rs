@@ -60,6 +60,8 @@ pub(super) struct Controller {
     rollouts: Rollouts,
     /// The last pass's observation (for diagnoses of failed rollouts).
     last_observed: Option<Observed>,
+    /// `--lease`: every batch of writes is fenced by it.
+    lease: Option<Arc<super::lease::Lease>>,
 }
 
 impl Controller {
@@ -69,6 +71,7 @@ impl Controller {
         shared: Arc<Shared>,
         queue: Option<Queue>,
         notifier: crate::notify::Notifier,
+        lease: Option<Arc<super::lease::Lease>>,
     ) -> Self {
         let rec = Reconciler {
             aws,
@@ -93,6 +96,7 @@ impl Controller {
                 cfg.controller_id.clone(),
             ),
             last_observed: None,
+            lease,
             cfg,
             rec,
             shared,
@@ -180,7 +184,20 @@ impl Controller {
 
     /// A full level-triggered pass: apply (objects held by an earlier failure
     /// of the same writes excepted), status, then the stale backstop.
+    /// Whether writes may go on: always without a lease; with one, a
+    /// conditional renewal on this replica's generation (the fencing token).
+    async fn fenced(&self) -> bool {
+        match &self.lease {
+            Some(l) => l.fence().await,
+            None => true,
+        }
+    }
+
     pub async fn pass(&mut self, why: &str) {
+        if !self.fenced().await {
+            warn!(trigger = why, "Pass skipped: this replica cannot prove it holds the lease");
+            return;
+        }
         let started = Instant::now();
         debug!(trigger = why, "Reconcile pass");
         let holds = &self.holds;
@@ -400,6 +417,15 @@ impl Controller {
                     }
                 }
                 Action::Answered { service, through } => self.backstop.answered(&service, through),
+                Action::Redeploy(dues) if !self.fenced().await => {
+                    // Not provably the leader: nothing is redeployed now; tried
+                    // again shortly (or, once the lease is lost, by whoever leads).
+                    warn!(services = dues.len(), "Redeploys deferred: this replica cannot prove it holds the lease");
+                    let retry_in = crate::aws::retry::Backoff::CALL.delay(self.unread);
+                    self.unread = self.unread.saturating_add(1);
+                    let outcomes = dues.into_iter().map(|d| (d.service, Outcome::Unread { retry_in })).collect();
+                    todo.extend(self.debounce.on(Input::Done(outcomes), Instant::now()));
+                }
                 Action::Redeploy(dues) => {
                     let ctx = ctx!(self);
                     let redeployer = Redeployer { ctx: &ctx, concurrency: self.cfg.concurrency };

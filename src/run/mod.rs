@@ -20,6 +20,8 @@ mod controller;
 mod debounce;
 mod holds;
 mod http;
+pub mod leader;
+mod lease;
 mod redeploy;
 mod reload;
 mod rollouts;
@@ -82,6 +84,9 @@ pub struct RunConfig {
     pub platform: crate::model::Platform,
     /// `--tenants`: read once at start; every reload holds the manifests to it.
     pub tenants: Option<std::sync::Arc<crate::manifest::tenant::Tenants>>,
+    /// `--lease dynamodb:TABLE`: lead only while holding the lease in TABLE.
+    pub lease: Option<String>,
+    pub lease_timing: leader::LeaseTiming,
 }
 
 /// Wall-clock seconds since the epoch (event and deployment times are on it).
@@ -108,6 +113,33 @@ pub async fn run(cfg: RunConfig, metrics: Arc<Metrics>, limits: crate::aws::limi
             .into_future(),
     );
 
+    // With a lease, nothing below runs until this replica leads.
+    let lease = match &cfg.lease {
+        Some(table) => {
+            let t = crate::aws::lease::LeaseTable {
+                aws: aws.clone(),
+                table: table.clone(),
+                key: cfg.controller_id.clone(),
+            };
+            match lease::Lease::standby(t, cfg.lease_timing, &shared, stop_rx.clone()).await? {
+                Some(l) => Some(l),
+                None => {
+                    let _ = server.await;
+                    return Ok(());
+                }
+            }
+        }
+        None => {
+            shared.board().leader = true;
+            None
+        }
+    };
+    let (_never, never_lost) = watch::channel(false);
+    let mut lost = lease.as_ref().map_or(never_lost, |l| l.lost());
+    if let Some(l) = &lease {
+        l.spawn_renewer();
+    }
+
     let url = match &cfg.events {
         EventsMode::Ensure => {
             // Transient failures (throttling, 5xx) at startup are ridden out, not fatal.
@@ -128,7 +160,7 @@ pub async fn run(cfg: RunConfig, metrics: Arc<Metrics>, limits: crate::aws::limi
     }
 
     let notifier = crate::notify::Notifier::start(cfg.notify.clone(), aws.clone(), shared.metrics.clone());
-    let mut ctl = Controller::new(cfg, aws, shared.clone(), queue, notifier);
+    let mut ctl = Controller::new(cfg, aws, shared.clone(), queue, notifier, lease.clone());
     ctl.start().await;
 
     let mut stop = stop_rx.clone();
@@ -141,6 +173,10 @@ pub async fn run(cfg: RunConfig, metrics: Arc<Metrics>, limits: crate::aws::limi
         tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => break,
+            _ = lost.wait_for(|l| *l) => {
+                tracing::error!("Lost the lease: another replica may lead now; exiting so that only one writes");
+                anyhow::bail!("lost the lease");
+            }
             Some(batch) = msg_rx.recv() => ctl.on_messages(batch).await,
             _ = sleep_until(flush_at), if flush_at.is_some() => ctl.on_due().await,
             _ = watch_tick.tick() => ctl.on_watch_tick().await,

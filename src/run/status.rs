@@ -276,8 +276,14 @@ impl ObjectStatus {
 #[derive(Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusBoard {
-    /// The first full reconcile is done (`/readyz` answers 200).
+    /// The first full reconcile is done (`/readyz` answers 200); on a
+    /// standby (`--lease`): the lease table answers.
     pub ready: bool,
+    /// This replica leads (always, without `--lease`).
+    pub leader: bool,
+    /// `--lease`: who holds it (the same on every replica).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_holder: Option<String>,
     pub last_reconcile: Option<String>,
     pub events_queue: Option<String>,
     pub manifest_errors: Vec<String>,

@@ -196,7 +196,7 @@ async fn apply_under_throttling_5xx_and_lost_answers_converges_like_a_fault_free
 }
 
 /// A rotation (value written, event published) of web/api.
-async fn rotate(sdk: &aws_config::SdkConfig, n: usize) {
+pub async fn rotate(sdk: &aws_config::SdkConfig, n: usize) {
     let sm = aws_sdk_secretsmanager::Client::new(sdk);
     let v = json!({"username": "api", "password": format!("rotated-{n}-Qx81vB0p")}).to_string();
     sm.put_secret_value().secret_id("web/api").secret_string(v).send().await.unwrap();

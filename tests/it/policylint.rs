@@ -30,6 +30,7 @@ async fn every_policy_written_or_printed_passes_the_service_authorization_refere
         vec!["policy", "-m", &dir, "--prune"],
         vec!["policy", "-m", &dir, boundary],
         vec!["policy", "-m", &dir, "--prune", "--role-path", "/secretwire/"],
+        vec!["policy", "-m", &dir, "--lease", "dynamodb:secretwire-lease"],
     ] {
         let run = moto.secretwire(&args, &[]);
         run.assert_code(0);
