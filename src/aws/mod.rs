@@ -117,6 +117,8 @@ const THROTTLING: &[&str] = &[
     "RequestThrottledException",
     "TooManyRequestsException",
     "RequestLimitExceeded",
+    // DynamoDB (the run lease).
+    "ProvisionedThroughputExceededException",
 ];
 
 /// Codes of a service that is briefly unable to answer (retried like throttling).

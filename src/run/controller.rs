@@ -195,7 +195,10 @@ impl Controller {
 
     pub async fn pass(&mut self, why: &str) {
         if !self.fenced().await {
-            warn!(trigger = why, "Pass skipped: this replica cannot prove it holds the lease");
+            // Tried again after one renewal interval (or never: a lost lease ends the process).
+            let again = self.cfg.lease_timing.renew;
+            warn!(trigger = why, retry_in = ?again, "Pass deferred: this replica cannot prove it holds the lease");
+            self.retry_at = Some(Instant::now() + again);
             return;
         }
         let started = Instant::now();

@@ -26,12 +26,16 @@ pub enum Step {
     Take { generation: u64 },
     /// Someone else holds it: stay standby.
     Standby { holder: String },
+    /// It names this replica: a take whose answer was lost did take it.
+    /// Lead with this generation once a renewal on it succeeds.
+    Ours { generation: u64 },
 }
 
 pub fn step(now_ms: u64, lease: Option<&LeaseItem>, me: &str) -> Step {
     match lease {
         None => Step::Take { generation: 1 },
-        Some(l) if l.expires_ms < now_ms || l.holder == me => Step::Take { generation: l.generation + 1 },
+        Some(l) if l.holder == me => Step::Ours { generation: l.generation },
+        Some(l) if l.expires_ms < now_ms => Step::Take { generation: l.generation + 1 },
         Some(l) => Step::Standby { holder: l.holder.clone() },
     }
 }
@@ -57,6 +61,7 @@ mod tests {
         assert_eq!(step(1_000, None, "a"), Step::Take { generation: 1 });
         assert_eq!(step(1_000, Some(&item("b", 7, 999)), "a"), Step::Take { generation: 8 });
         assert_eq!(step(1_000, Some(&item("b", 7, 5_000)), "a"), Step::Standby { holder: "b".into() });
+        assert_eq!(step(1_000, Some(&item("a", 7, 999)), "a"), Step::Ours { generation: 7 }, "a lost answer");
     }
 
     #[test]

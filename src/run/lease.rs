@@ -42,6 +42,26 @@ pub fn identity() -> String {
     format!("{host}-{}-{:02x}{:02x}{:02x}", std::process::id(), tail[0], tail[1], tail[2])
 }
 
+/// One look at the lease: `Ok(generation)` when this replica leads now,
+/// `Err(holder)` when it stands by (the holder, when it read one).
+async fn look(
+    table: &LeaseTable,
+    me: &str,
+    timing: LeaseTiming,
+    now: u64,
+) -> Result<Result<u64, Option<String>>, crate::aws::AwsError> {
+    let seen = table.read().await?;
+    let expires = now + timing.ttl.as_millis() as u64;
+    let (generation, won) = match step(now, seen.as_ref(), me) {
+        Step::Standby { holder } => return Ok(Err(Some(holder))),
+        Step::Take { generation } => (generation, table.take(me, generation, expires, seen.as_ref(), now).await?),
+        // A take whose answer was lost: it is ours if a renewal on it succeeds.
+        Step::Ours { generation } => (generation, table.renew(me, generation, expires).await?),
+    };
+    // Lost a race to another replica: read again next time.
+    Ok(if won { Ok(generation) } else { Err(None) })
+}
+
 impl Lease {
     /// Waits as a standby until this replica takes the lease; `None` when
     /// asked to stop first. `/readyz` is 200 while the lease table answers.
@@ -66,44 +86,16 @@ impl Lease {
         }
         loop {
             let now = now_ms();
-            let result = match table.read().await {
-                Ok(seen) => match step(now, seen.as_ref(), &me) {
-                    Step::Take { generation } => {
-                        let expires = now + timing.ttl.as_millis() as u64;
-                        match table.take(&me, generation, expires, seen.as_ref(), now).await {
-                            Ok(true) => {
-                                info!(identity = %me, generation, "Took the lease: leading");
-                                let mut b = shared.board();
-                                b.leader = true;
-                                b.lease_holder = Some(me.clone());
-                                drop(b);
-                                let (lost, _) = watch::channel(false);
-                                return Ok(Some(Arc::new(Lease {
-                                    table,
-                                    me,
-                                    timing,
-                                    generation: AtomicU64::new(generation),
-                                    renewed_ms: AtomicU64::new(now),
-                                    lost,
-                                })));
-                            }
-                            // Another replica moved first; read again next time.
-                            Ok(false) => Ok(None),
-                            Err(e) => Err(e),
-                        }
-                    }
-                    Step::Standby { holder } => Ok(Some(holder)),
-                },
-                Err(e) => Err(e),
-            };
+            let looked = look(&table, &me, timing, now).await;
             {
                 let mut b = shared.board();
                 b.leader = false;
-                match result {
-                    Ok(holder) => {
+                match &looked {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(holder)) => {
                         b.ready = true;
                         if holder.is_some() {
-                            b.lease_holder = holder;
+                            b.lease_holder = holder.clone();
                         }
                     }
                     Err(e) => {
@@ -111,6 +103,22 @@ impl Lease {
                         b.ready = false;
                     }
                 }
+            }
+            if let Ok(Ok(generation)) = looked {
+                info!(identity = %me, generation, "Took the lease: leading");
+                let mut b = shared.board();
+                b.leader = true;
+                b.lease_holder = Some(me.clone());
+                drop(b);
+                let (lost, _) = watch::channel(false);
+                return Ok(Some(Arc::new(Lease {
+                    table,
+                    me,
+                    timing,
+                    generation: AtomicU64::new(generation),
+                    renewed_ms: AtomicU64::new(now),
+                    lost,
+                })));
             }
             tokio::select! {
                 _ = stop.wait_for(|s| *s) => return Ok(None),

@@ -52,6 +52,8 @@ pub struct Faults {
     pub lose_first: Vec<&'static str>,
     /// Operations never faulted.
     pub spare: Vec<&'static str>,
+    /// When not empty: the only operations faulted.
+    pub only: Vec<&'static str>,
     /// Operations whose answer is never lost (other faults still apply).
     pub never_lose: Vec<&'static str>,
 }
@@ -209,7 +211,7 @@ impl State {
 
     fn pick(&self, op: &str) -> Option<Fault> {
         let f = self.faults.lock().unwrap().clone();
-        if f.spare.contains(&op) {
+        if f.spare.contains(&op) || (!f.only.is_empty() && !f.only.contains(&op)) {
             return None;
         }
         let lost = if f.never_lose.contains(&op) { 0.0 } else { f.lost_answer };

@@ -263,15 +263,20 @@ pub fn start_run_with(mut cmd: Command, dir: &Path, args: &[&str]) -> Running {
 impl Running {
     /// A plain HTTP/1.1 GET on loopback: `(status, body)`.
     pub fn get(&self, path: &str) -> (u16, String) {
+        self.try_get(path).expect("connect to the controller")
+    }
+
+    /// [`Running::get`], `None` when the controller does not answer (it exited).
+    pub fn try_get(&self, path: &str) -> Option<(u16, String)> {
         use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(&self.addr).expect("connect to the controller");
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        write!(s, "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr).unwrap();
+        let mut s = std::net::TcpStream::connect(&self.addr).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        write!(s, "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr).ok()?;
         let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
+        s.read_to_string(&mut out).ok()?;
         let status = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
         let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-        (status, body)
+        Some((status, body))
     }
 
     pub fn status(&self) -> serde_json::Value {

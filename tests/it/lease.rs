@@ -66,3 +66,44 @@ async fn one_replica_leads_and_after_a_kill_9_the_standby_takes_over_with_one_de
     assert_eq!(proxy.deployments_started("worker"), 0, "worker does not read web/api");
     assert_eq!(b.stop().0, 0);
 }
+
+/// The lease table throttled, failing and losing answers (the fault proxy
+/// faults only DynamoDB's calls): the replicas never both lead, and a
+/// rotation still makes exactly one deployment.
+#[tokio::test]
+async fn a_throttled_lease_table_never_makes_two_leaders() {
+    let (moto, repo, sdk) = rolled_out_example().await;
+    let faults = Faults {
+        throttle: 0.2,
+        server_error: 0.05,
+        lost_answer: 0.05,
+        only: vec!["DescribeTable", "GetItem", "PutItem", "UpdateItem"],
+        ..Faults::default()
+    };
+    let proxy = FaultProxy::start(moto.endpoint(), faults, 0x1EA5E);
+    let args =
+        ["--lease", "dynamodb:secretwire-lease", "--lease-duration", "4s", "--lease-renew", "1s", "--debounce", "0s"];
+    let replica = || {
+        let mut cmd = moto.command();
+        cmd.env("AWS_ENDPOINT_URL", &proxy.url);
+        start_run_with(cmd, repo.path(), &args)
+    };
+    let (a, b) = (replica(), replica());
+    let leaders =
+        // A leader that cannot renew in time exits (and answers no more).
+        |a: &Running, b: &Running| {
+            [a, b].iter().filter(|r| r.try_get("/status").is_some_and(|(_, s)| s.contains("\"leader\": true"))).count()
+        };
+    eventually!("one leads", 60, a, leaders(&a, &b) == 1);
+    rotate(&sdk, 1).await;
+    // Sampled for a while under faults: never two at once.
+    let end = std::time::Instant::now() + Duration::from_secs(15);
+    while std::time::Instant::now() < end {
+        assert!(leaders(&a, &b) <= 1, "two leaders\n--- a\n{}\n--- b\n{}", a.log(), b.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eventually!("the rotation deployed", 60, a, proxy.deployments_started("web") >= 1);
+    eventually!("its message consumed", 60, a, queue_depth(&sdk, "secretwire-default-events").await == 0);
+    assert_eq!(proxy.deployments_started("web"), 1, "one deployment\n--- a\n{}\n--- b\n{}", a.log(), b.log());
+    assert!(proxy.calls().iter().any(|c| c.fault.is_some()), "the lease table was faulted");
+}
