@@ -29,6 +29,10 @@ pub struct LeaseTable {
     pub key: String,
 }
 
+/// A write whose condition does not hold is refused with this code and
+/// changes nothing (AWS: https://docs.aws.amazon.com/botocore/latest/reference/services/dynamodb/client/exceptions/ConditionalCheckFailedException.html).
+/// `attribute_not_exists` on the partition key is AWS's documented way to
+/// put only when no item exists (https://docs.aws.amazon.com/sdkfornet/latest/apidocs/items/TDynamoDBv2PutItemRequestNET45.html).
 const CONDITION_FAILED: &[&str] = &["ConditionalCheckFailedException"];
 
 impl LeaseTable {
