@@ -20,7 +20,8 @@ pub struct Lease {
     /// This replica's identity (host, process, random), as `leaseHolder` shows it.
     pub me: String,
     timing: LeaseTiming,
-    generation: AtomicU64,
+    /// The fencing token: fixed for as long as this replica leads.
+    generation: u64,
     renewed_ms: AtomicU64,
     lost: watch::Sender<bool>,
 }
@@ -115,7 +116,7 @@ impl Lease {
                     table,
                     me,
                     timing,
-                    generation: AtomicU64::new(generation),
+                    generation,
                     renewed_ms: AtomicU64::new(now),
                     lost,
                 })));
@@ -136,7 +137,7 @@ impl Lease {
     /// true when it still leads, and writes may go on.
     pub async fn fence(&self) -> bool {
         let now = now_ms();
-        let generation = self.generation.load(Ordering::Relaxed);
+        let generation = self.generation;
         let expires = now + self.timing.ttl.as_millis() as u64;
         match self.table.renew(&self.me, generation, expires).await {
             Ok(true) => {
@@ -168,10 +169,8 @@ impl Lease {
                     _ = lost.wait_for(|l| *l) => break,
                     _ = tokio::time::sleep(lease.timing.renew) => {}
                 }
+                // A failed renewal past the margin marks the lease lost (in `fence`).
                 lease.fence().await;
-                if must_stop(now_ms(), lease.renewed_ms.load(Ordering::Relaxed), lease.timing) {
-                    let _ = lease.lost.send(true);
-                }
             }
         });
     }

@@ -16,11 +16,19 @@ pub struct Tenancy<'a> {
     root: &'a Path,
     /// (kind, name) of a repo Parameter/Secret -> (its tenant, `sharedWith`).
     shares: HashMap<(Kind, String), (String, Vec<String>)>,
+    /// Each manifest file's tenant (or why it has none), matched once.
+    files: HashMap<std::path::PathBuf, Result<&'a Tenant, String>>,
 }
 
 impl<'a> Tenancy<'a> {
     pub fn new(tenants: &'a Tenants, root: &'a Path, docs: &[Loaded]) -> Self {
-        let mut t = Tenancy { tenants, root, shares: HashMap::new() };
+        let mut t = Tenancy { tenants, root, shares: HashMap::new(), files: HashMap::new() };
+        for l in docs {
+            if !t.files.contains_key(&l.path) {
+                let tenant = t.match_file(&l.path);
+                t.files.insert(l.path.clone(), tenant);
+            }
+        }
         for l in docs {
             let (kind, with) = match &l.doc.spec {
                 Spec::Parameter(p) => (Kind::Parameter, &p.shared_with),
@@ -37,6 +45,10 @@ impl<'a> Tenancy<'a> {
 
     /// The tenant of a manifest file, or why it has none.
     pub fn tenant_of(&self, path: &Path) -> Result<&'a Tenant, String> {
+        self.files.get(path).cloned().unwrap_or_else(|| self.match_file(path))
+    }
+
+    fn match_file(&self, path: &Path) -> Result<&'a Tenant, String> {
         let rel = path.strip_prefix(self.root).unwrap_or(path);
         let rel: Vec<String> = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
         self.tenants.of_file(&rel.join("/"))
