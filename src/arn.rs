@@ -48,6 +48,28 @@ pub fn role_path_of(role_arn: &str) -> &str {
     }
 }
 
+/// `(partition, account)` of an IAM role ARN `arn:P:iam::ACCOUNT:role/[PATH/]NAME`.
+pub fn role_arn_parts(role_arn: &str) -> Option<(&str, &str)> {
+    let a = Arn::parse(role_arn)?;
+    let name = a.resource.strip_prefix("role/")?.rsplit('/').next()?;
+    (a.service == "iam" && a.region.is_empty() && is_account(a.account) && !name.is_empty())
+        .then_some((a.partition, a.account))
+}
+
+/// The role an STS caller ARN stands for: `arn:P:sts::A:assumed-role/NAME/SESSION`
+/// -> `arn:P:iam::A:role/NAME` (the role's path is not in an assumed-role
+/// ARN); an IAM user or role ARN as it is.
+pub fn caller_principal(caller_arn: &str) -> String {
+    match Arn::parse(caller_arn) {
+        Some(a) if a.service == "sts" => match a.resource.strip_prefix("assumed-role/").and_then(|r| r.split_once('/'))
+        {
+            Some((role, _)) => format!("arn:{}:iam::{}:role/{role}", a.partition, a.account),
+            None => caller_arn.to_string(),
+        },
+        _ => caller_arn.to_string(),
+    }
+}
+
 pub fn partition_of(region: &str) -> &'static str {
     if region.starts_with("cn-") {
         "aws-cn"
@@ -287,5 +309,24 @@ mod tests {
     fn task_definition_short_names() {
         assert_eq!(task_definition_short("arn:aws:ecs:us-east-1:123456789012:task-definition/web:2"), "web:2");
         assert_eq!(task_definition_short("web:2"), "web:2");
+    }
+}
+
+#[cfg(test)]
+mod role_tests {
+    use super::*;
+
+    #[test]
+    fn role_arns_and_caller_principals() {
+        assert_eq!(role_arn_parts("arn:aws:iam::111111111111:role/ops/secretwire"), Some(("aws", "111111111111")));
+        assert_eq!(role_arn_parts("arn:aws-cn:iam::111111111111:role/x"), Some(("aws-cn", "111111111111")));
+        for bad in ["arn:aws:iam::111111111111:user/x", "arn:aws:iam::1111:role/x", "arn:aws:iam::111111111111:role/"] {
+            assert_eq!(role_arn_parts(bad), None, "{bad}");
+        }
+        assert_eq!(
+            caller_principal("arn:aws:sts::123456789012:assumed-role/secretwire/i-0abc"),
+            "arn:aws:iam::123456789012:role/secretwire"
+        );
+        assert_eq!(caller_principal("arn:aws:iam::123456789012:user/ci"), "arn:aws:iam::123456789012:user/ci");
     }
 }

@@ -198,6 +198,14 @@ pub enum Command {
         /// Include what `run --lease dynamodb:TABLE` needs on that table.
         #[arg(long, value_name = "dynamodb:TABLE", value_parser = lease_table, conflicts_with = "apply_only")]
         lease: Option<String>,
+        /// Print, for this Target, the policy its role needs and the trust policy
+        /// that lets the controller assume it (JSON: `rolePolicy`, `trustPolicy`).
+        #[arg(long, value_name = "NAME")]
+        target: Option<String>,
+        /// The principal the Target's trust policy names (default: the caller's
+        /// role, from GetCallerIdentity; give the full ARN when that role has a path).
+        #[arg(long, value_name = "ARN", requires = "target")]
+        controller_principal: Option<String>,
     },
 }
 
@@ -337,6 +345,25 @@ async fn reconciler(
     })
 }
 
+/// The controller's own reconciler and one per Target the manifests declare.
+async fn fleet(
+    controller_id: &str,
+    concurrency: usize,
+    metrics: Arc<Metrics>,
+    limits: RateLimits,
+    prune: crate::reconcile::PruneMode,
+    desired: &crate::model::Desired,
+) -> anyhow::Result<crate::fleet::Fleet> {
+    let home = reconciler(controller_id, concurrency, metrics, limits.clone(), prune).await?;
+    let fleet = crate::fleet::Fleet::connect(home, desired, &limits).await;
+    for m in &fleet.members {
+        if let (Some(t), Err(e)) = (&m.target, &m.reconciler) {
+            eprintln!("warning: Target {t}: {e}; its objects are not reconciled");
+        }
+    }
+    Ok(fleet)
+}
+
 /// Writes to stdout; a closed pipe (`secretwire render web | head`) is not an error.
 fn emit(text: &str) {
     use std::io::Write;
@@ -404,8 +431,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Plan { manifests, output, detailed_exitcode, concurrency, prune } => {
             let Some(d) = load(&manifests.dir) else { return Ok(1) };
-            let r = reconciler(&cli.controller_id, concurrency, metrics, limits, prune.mode()).await?;
-            let plan = r.plan(&d, false).await?;
+            let f = fleet(&cli.controller_id, concurrency, metrics, limits, prune.mode(), &d).await?;
+            let plan = f.plan(&d, false).await?;
             match output {
                 Output::Text => emit(&crate::output::plan_text(&plan)),
                 Output::Json => print_json(&crate::output::plan_json(&plan)),
@@ -420,8 +447,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Apply { manifests, output, concurrency, wait, timeout, prune } => {
             let Some(d) = load(&manifests.dir) else { return Ok(1) };
-            let r = reconciler(&cli.controller_id, concurrency, metrics.clone(), limits, prune.mode()).await?;
-            let report = r.apply(&d).await?;
+            let f = fleet(&cli.controller_id, concurrency, metrics.clone(), limits, prune.mode(), &d).await?;
+            let report = f.apply(&d).await?;
             let tally = metrics.aws_call_tally();
             if output == Output::Text {
                 emit(&crate::output::apply_text(&report, &tally));
@@ -431,7 +458,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 if !started.is_empty() {
                     eprintln!("Waiting for {} rollout(s) (timeout {} s)…", started.len(), timeout.as_secs());
                 }
-                Some(crate::follow::wait(&r.aws, &d, Some(&report.observed), started, timeout).await)
+                // Each rollout is followed in its own account, all at once.
+                let mut by_target: std::collections::BTreeMap<Option<String>, Vec<_>> = Default::default();
+                for s in started {
+                    let t = d.services.get(&s.service).and_then(|svc| svc.target.clone());
+                    by_target.entry(t).or_default().push(s);
+                }
+                let waits = by_target.into_iter().filter_map(|(t, group)| {
+                    let r = f.member(t.as_deref())?;
+                    let observed = t.is_none().then_some(&report.observed);
+                    Some(crate::follow::wait(&r.aws, &d, observed, group, timeout))
+                });
+                Some(futures_util::future::join_all(waits).await.into_iter().flatten().collect::<Vec<_>>())
             } else {
                 None
             };
@@ -522,8 +560,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 eprintln!("error: no Service `{service}` in {}", manifests.dir.display());
                 return Ok(1);
             }
-            let r = reconciler(&cli.controller_id, 8, metrics, limits, Default::default()).await?;
-            let plan = r.plan(&d, true).await?;
+            let f = fleet(&cli.controller_id, 8, metrics, limits, Default::default(), &d).await?;
+            let plan = f.plan(&d, true).await?;
             match crate::plan::rendered_task_definition(&plan, &service) {
                 Some(td) => {
                     print_json(td);
@@ -538,9 +576,61 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 }
             }
         }
-        Command::Policy { manifests, apply_only, notify_eventbridge, prune, lease } => {
-            let Some(d) = load(&manifests.dir) else { return Ok(1) };
+        Command::Policy { manifests, apply_only, notify_eventbridge, prune, lease, target, controller_principal } => {
+            let Some(whole) = load(&manifests.dir) else { return Ok(1) };
             let aws = Aws::connect(metrics, limits).await?;
+            let mut parts = crate::fleet::split::split(&whole);
+            if let Some(name) = target {
+                let Some(t) = whole.targets.get(&name) else {
+                    eprintln!("error: no Target `{name}` in {}", manifests.dir.display());
+                    return Ok(1);
+                };
+                let principal = match controller_principal {
+                    Some(p) => p,
+                    None => {
+                        let me = aws
+                            .sts
+                            .get_caller_identity()
+                            .send()
+                            .await
+                            .map_err(|e| crate::aws::classify("GetCallerIdentity", e))?;
+                        let p = crate::arn::caller_principal(me.arn().unwrap_or_default());
+                        eprintln!(
+                            "note: the trust policy names {p} (the caller); if that role has a path, give \
+                             --controller-principal with its full ARN"
+                        );
+                        p
+                    }
+                };
+                let part = parts.iter().find(|p| p.target.as_deref() == Some(name.as_str()));
+                let part = part.map(|p| p.desired.clone()).unwrap_or_default();
+                if part.services.values().any(|s| s.family_from_running) {
+                    eprintln!(
+                        "note: a Service that names no family is assumed to run the family of its manifest's name \
+                         (the target's services are not read for this)"
+                    );
+                }
+                let owner = crate::fleet::owner_id(&cli.controller_id, Some(&name));
+                let wants = crate::policy::Wants {
+                    run: false,
+                    notify_eventbridge: false,
+                    prune,
+                    controller_id: &owner,
+                    lease: None,
+                };
+                let scope = crate::arn::Scope::new(&t.region, &t.account);
+                let role_policy = crate::policy::controller_policy(&part, &scope, wants, &Default::default());
+                print_json(&serde_json::json!({
+                    "target": name,
+                    "account": t.account,
+                    "region": t.region,
+                    "roleArn": t.role_arn,
+                    "rolePolicy": role_policy,
+                    "trustPolicy": crate::policy::target_trust(&principal, t.external_id.as_deref()),
+                }));
+                return Ok(0);
+            }
+            let d = parts.swap_remove(0).desired;
             // A service that names no family keeps the one it runs: ask ECS which.
             let unnamed: Vec<_> = d.services.values().filter(|s| s.family_from_running).collect();
             let mut families = std::collections::BTreeMap::new();
@@ -570,7 +660,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 controller_id: &cli.controller_id,
                 lease: lease.as_deref(),
             };
-            print_json(&crate::policy::controller_policy(&d, &aws.scope, wants, &families));
+            let policy = crate::policy::controller_policy(&d, &aws.scope, wants, &families);
+            let roles = whole.targets.values().map(|t| t.role_arn.clone()).collect();
+            print_json(&crate::policy::with_target_roles(policy, &roles));
             Ok(0)
         }
     }

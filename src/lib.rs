@@ -11,6 +11,7 @@ pub mod arn;
 pub mod aws;
 pub mod cli;
 pub mod events;
+pub mod fleet;
 pub mod follow;
 pub mod glob;
 pub mod logging;

@@ -171,5 +171,6 @@ impl Metrics {
 
 /// Whether an operation changes state in AWS (reads are Describe/List/Get).
 pub fn is_write(operation: &str) -> bool {
-    !["Describe", "List", "Get", "Receive"].iter().any(|p| operation.starts_with(p))
+    // AssumeRole changes nothing in an account: it only hands out a session.
+    !["Describe", "List", "Get", "Receive", "AssumeRole"].iter().any(|p| operation.starts_with(p))
 }

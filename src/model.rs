@@ -76,6 +76,7 @@ pub enum Kind {
     Parameter,
     Secret,
     Service,
+    Target,
 }
 
 impl fmt::Display for Kind {
@@ -84,6 +85,7 @@ impl fmt::Display for Kind {
             Kind::Parameter => "Parameter",
             Kind::Secret => "Secret",
             Kind::Service => "Service",
+            Kind::Target => "Target",
         })
     }
 }
@@ -121,6 +123,12 @@ pub struct Desired {
     pub parameters: BTreeMap<String, ParameterDef>,
     pub secrets: BTreeMap<String, SecretDef>,
     pub services: BTreeMap<String, ServiceDef>,
+    /// The accounts and regions besides the controller's own, by `metadata.name`.
+    pub targets: BTreeMap<String, TargetDef>,
+    /// Repo values this part of the repo references but another target holds
+    /// (set by [`crate::fleet`] when it splits the repo by target): never
+    /// observed or written here, resolved from their own target's observation.
+    pub foreign: BTreeMap<ObjectKey, Option<String>>,
     /// Objects that are declared but invalid: never applied, but references to
     /// them still count as references to the repo, not to external values.
     pub invalid: BTreeSet<ObjectKey>,
@@ -159,12 +167,38 @@ impl Desired {
             Kind::Parameter => self.parameters.get(&key.name).map(|d| &d.origin),
             Kind::Secret => self.secrets.get(&key.name).map(|d| &d.origin),
             Kind::Service => self.services.get(&key.name).map(|d| &d.origin),
+            Kind::Target => self.targets.get(&key.name).map(|d| &d.origin),
+        }
+    }
+
+    /// Every declared, valid object.
+    pub fn keys(&self) -> BTreeSet<ObjectKey> {
+        self.parameters
+            .keys()
+            .map(|n| ObjectKey::new(Kind::Parameter, n))
+            .chain(self.secrets.keys().map(|n| ObjectKey::new(Kind::Secret, n)))
+            .chain(self.services.keys().map(|n| ObjectKey::new(Kind::Service, n)))
+            .chain(self.targets.keys().map(|n| ObjectKey::new(Kind::Target, n)))
+            .collect()
+    }
+
+    /// The target an object names in `spec.target` (`None`: the controller's own account).
+    pub fn target_of(&self, key: &ObjectKey) -> Option<&str> {
+        match key.kind {
+            Kind::Parameter => self.parameters.get(&key.name)?.target.as_deref(),
+            Kind::Secret => self.secrets.get(&key.name)?.target.as_deref(),
+            Kind::Service => self.services.get(&key.name)?.target.as_deref(),
+            Kind::Target => None,
         }
     }
 
     /// Declares nothing at all, valid or not (an empty checkout).
     pub fn is_empty(&self) -> bool {
-        self.parameters.is_empty() && self.secrets.is_empty() && self.services.is_empty() && self.invalid.is_empty()
+        self.parameters.is_empty()
+            && self.secrets.is_empty()
+            && self.services.is_empty()
+            && self.targets.is_empty()
+            && self.invalid.is_empty()
     }
 }
 
@@ -180,6 +214,8 @@ pub struct ParameterDef {
     pub tags: BTreeMap<String, String>,
     /// Default `Retain`.
     pub deletion_policy: DeletionPolicy,
+    /// `spec.target`; `None`: the controller's own account and region.
+    pub target: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -197,6 +233,8 @@ pub struct SecretDef {
     pub deletion_policy: DeletionPolicy,
     /// 7 to 30 (default 30): DeleteSecret's `RecoveryWindowInDays` when pruned with `Delete`.
     pub recovery_window_days: u32,
+    /// `spec.target`; `None`: the controller's own account and region.
+    pub target: Option<String>,
 }
 
 /// A Secret's declared rotation.
@@ -245,6 +283,20 @@ pub struct ServiceDef {
     pub deletion_policy: DeletionPolicy,
     /// Revisions kept besides those in use (default 10), like a Kubernetes Deployment's.
     pub revision_history_limit: u32,
+    /// `spec.target`; `None`: the controller's own account and region.
+    pub target: Option<String>,
+}
+
+/// `kind: Target`: another account and region, reached through a role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetDef {
+    pub name: String,
+    pub origin: Origin,
+    pub account: String,
+    pub region: String,
+    pub role_arn: String,
+    pub external_id: Option<String>,
+    pub session_name: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -33,6 +33,23 @@ pub struct Observed {
     pub revisions_missing: BTreeSet<String>,
     /// What this controller owns that no manifest declares, for prune.
     pub undeclared: Undeclared,
+    /// Repo values another Target holds (`Desired::foreign`), as that
+    /// target's own observation saw them.
+    pub foreign: BTreeMap<crate::model::ObjectKey, ForeignValue>,
+}
+
+/// A repo value in another account or region, as its own target read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForeignValue {
+    /// The Target it lives in (`None`: the controller's own account).
+    pub target: Option<String>,
+    pub scope: Scope,
+    /// Its ARN; `None`: it does not exist yet.
+    pub arn: Option<String>,
+    /// The ARN of the customer managed key that encrypts it, if one does.
+    pub customer_key: Option<String>,
+    /// Why its own plan failed, if it did (its readers wait).
+    pub trouble: Option<String>,
 }
 
 /// Owned objects (our `managed-by` tag) whose manifest is gone, and what prune
@@ -91,6 +108,7 @@ impl Observed {
             revisions: BTreeMap::new(),
             revisions_missing: BTreeSet::new(),
             undeclared: Undeclared::default(),
+            foreign: BTreeMap::new(),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use serde_json::json;
 
-use crate::plan::{Plan, ProblemKind};
+use crate::plan::Plan;
 use crate::reconcile::{ApplyReport, call_summary};
 use crate::rollout::Ended;
 use crate::rollout::diagnose::Diagnosis;
@@ -23,21 +23,26 @@ pub fn plan_text(plan: &Plan) -> String {
             }
         }
         for p in &o.problems {
-            let kind = match p.kind {
-                ProblemKind::Conflict => "conflict",
-                ProblemKind::Error => "error",
-                ProblemKind::Blocked => "blocked",
-                ProblemKind::Drift => "drift",
-            };
-            let _ = writeln!(out, "  ! {} {kind}: {}", p.resource, p.message);
+            let _ = writeln!(out, "  ! {} {}: {}", p.resource, p.kind.label(), p.message);
         }
     }
     out.push_str(&prune_text(&plan.prune));
     let c = plan.counts();
     let _ = writeln!(
         out,
-        "\nPlan: {} to create, {} to update, {} unchanged, {} to prune; {} conflicts, {} errors, {} blocked, {} drift.",
-        c["create"], c["update"], c["unchanged"], c["prune"], c["conflict"], c["error"], c["blocked"], c["drift"]
+        "\nPlan: {} to create, {} to update, {} unchanged, {} to prune; {} conflicts, {} errors, {} blocked, {} drift{}.",
+        c["create"],
+        c["update"],
+        c["unchanged"],
+        c["prune"],
+        c["conflict"],
+        c["error"],
+        c["blocked"],
+        c["drift"],
+        match c["warning"] {
+            0 => String::new(),
+            n => format!(", {n} warnings"),
+        }
     );
     if !plan.has_changes() && !plan.has_failures() {
         let _ = writeln!(out, "No changes. AWS matches the manifests.");
@@ -88,8 +93,7 @@ pub fn apply_text(report: &ApplyReport, tally: &std::collections::BTreeMap<Strin
             let _ = writeln!(out, "{verb} {}: {} writes", r.key, r.ops);
         }
     }
-    let problems =
-        report.plan.objects.iter().filter(|o| o.problems.iter().any(|p| p.kind != ProblemKind::Drift)).count();
+    let problems = report.plan.objects.iter().filter(|o| o.problems.iter().any(|p| p.kind.blocks())).count();
     let (calls, writes) = call_summary(tally);
     let _ = writeln!(
         out,

@@ -61,16 +61,28 @@ pub fn execution_policy(g: &Grants, scope: &Scope) -> Option<Value> {
     if !g.secrets.is_empty() {
         statements.push(json!({"Sid": "ReadSecrets", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": list(&g.secrets)}));
     }
+    // A key decrypts through the service of its own region (a value in
+    // another region is read through that region's endpoint).
+    let via = |service: &str, keys: &BTreeSet<String>| {
+        let regions: BTreeSet<&str> = keys
+            .iter()
+            .map(|k| crate::arn::Arn::parse(k).map_or(scope.region.as_str(), |a| a.region))
+            .map(|r| if r.is_empty() { scope.region.as_str() } else { r })
+            .collect();
+        let mut names: Vec<Value> =
+            regions.iter().map(|r| Value::String(format!("{service}.{r}.amazonaws.com"))).collect();
+        if names.len() == 1 { names.remove(0) } else { Value::Array(names) }
+    };
     if !g.parameter_keys.is_empty() {
         statements.push(json!({
             "Sid": "DecryptParameters", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": list(&g.parameter_keys),
-            "Condition": {"StringEquals": {"kms:ViaService": format!("ssm.{}.amazonaws.com", scope.region)}}
+            "Condition": {"StringEquals": {"kms:ViaService": via("ssm", &g.parameter_keys)}}
         }));
     }
     if !g.secret_keys.is_empty() {
         statements.push(json!({
             "Sid": "DecryptSecrets", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": list(&g.secret_keys),
-            "Condition": {"StringEquals": {"kms:ViaService": format!("secretsmanager.{}.amazonaws.com", scope.region)}}
+            "Condition": {"StringEquals": {"kms:ViaService": via("secretsmanager", &g.secret_keys)}}
         }));
     }
     (!statements.is_empty()).then(|| json!({"Version": "2012-10-17", "Statement": statements}))
@@ -289,6 +301,35 @@ pub struct Wants<'a> {
     pub lease: Option<&'a str>,
 }
 
+/// The controller's policy with `sts:AssumeRole` on exactly the Targets' roles.
+pub fn with_target_roles(mut policy: Value, role_arns: &BTreeSet<String>) -> Value {
+    if !role_arns.is_empty()
+        && let Some(st) = policy["Statement"].as_array_mut()
+    {
+        st.push(
+            json!({"Sid": "AssumeTargetRoles", "Effect": "Allow", "Action": "sts:AssumeRole", "Resource": role_arns}),
+        );
+    }
+    policy
+}
+
+/// The trust policy a Target's role needs: the controller's principal may
+/// assume it, with the Target's external id when it has one (IAM User
+/// Guide, "Access to AWS accounts owned by third parties": the
+/// `sts:ExternalId` condition key).
+pub fn target_trust(controller_principal: &str, external_id: Option<&str>) -> Value {
+    let mut statement = json!({
+        "Sid": "TrustSecretwireController",
+        "Effect": "Allow",
+        "Principal": {"AWS": controller_principal},
+        "Action": "sts:AssumeRole"
+    });
+    if let Some(id) = external_id {
+        statement["Condition"] = json!({"StringEquals": {"sts:ExternalId": id}});
+    }
+    json!({"Version": "2012-10-17", "Statement": [statement]})
+}
+
 pub fn controller_policy(
     desired: &Desired,
     scope: &Scope,
@@ -306,6 +347,11 @@ pub fn controller_policy(
     for svc in desired.services.values() {
         for v in svc.value_refs() {
             if let ValueRef::Secret { id, .. } = v {
+                // Another target's secret is described by that target's role.
+                if desired.foreign.contains_key(&crate::model::ObjectKey::new(crate::model::Kind::Secret, id.as_str()))
+                {
+                    continue;
+                }
                 if id.starts_with("arn:") {
                     read_secrets.insert(id.clone());
                 } else {

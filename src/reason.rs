@@ -65,6 +65,10 @@ pub enum Reason {
     WaveHeld,
     /// A deployment secretwire did not start replaced a failed one.
     ManualDeployment,
+    /// A value in another account that this account's tasks cannot read as set up.
+    CrossAccount,
+    /// The role of a `Target` could not be assumed.
+    TargetUnreachable,
 }
 
 impl Reason {
@@ -78,6 +82,8 @@ impl Reason {
             Reason::LastGoodVersion => "LastGoodVersion",
             Reason::InvalidManifest => "InvalidManifest",
             Reason::Conflict => "Conflict",
+            Reason::CrossAccount => "CrossAccount",
+            Reason::TargetUnreachable => "TargetUnreachable",
             Reason::Blocked => "Blocked",
             Reason::ValueNotFound => "ValueNotFound",
             Reason::NoInitialValue => "NoInitialValue",

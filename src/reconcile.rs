@@ -17,8 +17,8 @@ use crate::aws::retry::Backoff;
 use crate::aws::write::execute;
 use crate::aws::{Aws, AwsError};
 use crate::model::{Desired, ObjectKey};
-use crate::observed::Observed;
-use crate::plan::{ObjectPlan, Plan, draft_services, plan_stores};
+use crate::observed::{ForeignValue, Observed};
+use crate::plan::{ObjectPlan, Plan, Stores, draft_services, plan_stores};
 use crate::reason::{Failure, Reason};
 
 /// One read within a pass, again after transient failures (a throttling
@@ -68,6 +68,13 @@ pub struct ApplyReport {
     pub observed: crate::observed::Observed,
 }
 
+impl ObjectResult {
+    /// An object whose writes were not sent, failed with why.
+    pub fn failed(key: ObjectKey, f: Failure) -> Self {
+        Self { key, ops: 0, error: Some(f), held: false, registered: None, deployment: None, pruned: false }
+    }
+}
+
 impl ApplyReport {
     pub fn failed(&self) -> bool {
         self.plan.has_failures() || self.results.iter().any(|r| r.error.is_some())
@@ -95,6 +102,15 @@ impl ApplyReport {
             })
             .collect()
     }
+}
+
+/// A pass after its stores: what was read, the stores' plans, and (in
+/// apply) what their writes did.
+pub struct StoresDone {
+    pub observed: Observed,
+    pub stores: Stores,
+    pub results: Vec<ObjectResult>,
+    pub plans: Vec<ObjectPlan>,
 }
 
 pub struct Reconciler {
@@ -150,10 +166,31 @@ impl Reconciler {
 
     /// Plans without writing; `keep_rendered` for `render`.
     pub async fn plan(&self, desired: &Desired, keep_rendered: bool) -> Result<Plan, AwsError> {
-        let mut observed = self.observe(desired).await?;
-        let stores = plan_stores(desired, &observed, &self.controller_id);
+        let stores = self.plan_stores_phase(desired).await?;
+        self.plan_rest(desired, stores, BTreeMap::new(), keep_rendered).await
+    }
+
+    /// The first half of [`Reconciler::plan`]: the account read, the stores planned.
+    pub async fn plan_stores_phase(&self, desired: &Desired) -> Result<StoresDone, AwsError> {
+        let observed = self.observe(desired).await?;
+        let mut stores = plan_stores(desired, &observed, &self.controller_id);
+        let plans = std::mem::take(&mut stores.objects);
+        Ok(StoresDone { observed, stores, results: Vec::new(), plans })
+    }
+
+    /// The second half: the services (with `foreign`, the other targets'
+    /// values they read) and prune.
+    pub async fn plan_rest(
+        &self,
+        desired: &Desired,
+        s: StoresDone,
+        foreign: BTreeMap<ObjectKey, ForeignValue>,
+        keep_rendered: bool,
+    ) -> Result<Plan, AwsError> {
+        let StoresDone { mut observed, stores, plans, .. } = s;
+        observed.foreign = foreign;
         let services = draft_services(desired, &observed, &self.controller_id, &stores, keep_rendered);
-        let mut objects = stores.objects;
+        let mut objects = plans;
         objects.extend(self.plan_services(services, &mut observed).await?);
         let prune = self.plan_prune(desired, &mut observed).await?;
         Ok(Plan { objects, prune })
@@ -192,9 +229,20 @@ impl Reconciler {
         desired: &Desired,
         hold: &(dyn Fn(&ObjectPlan) -> Option<Failure> + Sync),
     ) -> Result<ApplyReport, AwsError> {
+        let stores = self.apply_stores_phase(desired, hold).await?;
+        self.apply_rest(desired, stores, BTreeMap::new(), hold).await
+    }
+
+    /// The first half of [`Reconciler::apply_holding`]: the stores planned
+    /// and written, and the account read again if one was written.
+    pub async fn apply_stores_phase(
+        &self,
+        desired: &Desired,
+        hold: &(dyn Fn(&ObjectPlan) -> Option<Failure> + Sync),
+    ) -> Result<StoresDone, AwsError> {
         let mut observed = self.observe(desired).await?;
         let mut stores = plan_stores(desired, &observed, &self.controller_id);
-        let (mut results, store_plans) = self.run_objects(desired, std::mem::take(&mut stores.objects), hold).await;
+        let (results, plans) = self.run_objects(desired, std::mem::take(&mut stores.objects), hold).await;
         if results.iter().any(|r| r.ops > 0) {
             // Only stores changed since: the revisions read so far still hold.
             let revisions = std::mem::take(&mut observed.revisions);
@@ -203,6 +251,20 @@ impl Reconciler {
             observed.revisions = revisions;
             observed.newest_revisions = newest;
         }
+        Ok(StoresDone { observed, stores, results, plans })
+    }
+
+    /// The second half: the services (with `foreign`, the other targets'
+    /// values they read, as those targets' stores left them) and prune.
+    pub async fn apply_rest(
+        &self,
+        desired: &Desired,
+        s: StoresDone,
+        foreign: BTreeMap<ObjectKey, ForeignValue>,
+        hold: &(dyn Fn(&ObjectPlan) -> Option<Failure> + Sync),
+    ) -> Result<ApplyReport, AwsError> {
+        let StoresDone { mut observed, stores, mut results, plans: store_plans } = s;
+        observed.foreign = foreign;
         let drafts = draft_services(desired, &observed, &self.controller_id, &stores, false);
         let services: Vec<ObjectPlan> = self
             .plan_services(drafts, &mut observed)
@@ -281,7 +343,7 @@ impl Reconciler {
                     }
                 }
                 let key = obj.key.clone();
-                if !obj.problems.iter().all(|p| p.kind == crate::plan::ProblemKind::Drift) {
+                if obj.problems.iter().any(|p| p.kind.blocks()) {
                     return (
                         ObjectResult {
                             key,

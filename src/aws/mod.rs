@@ -10,6 +10,7 @@ pub mod plumbing;
 pub mod prune;
 pub mod queue;
 pub mod retry;
+pub mod target;
 pub mod write;
 
 use std::sync::{Arc, Mutex};
@@ -48,6 +49,10 @@ pub struct Aws {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub scope: Scope,
     pub metrics: Arc<Metrics>,
+    /// The `Target` these clients reach (`None`: the controller's own account).
+    pub target: Option<String>,
+    /// What the clients were built from (a Target's clients are built on it).
+    pub(crate) sdk: aws_config::SdkConfig,
 }
 
 /// What went wrong in one AWS call, classified for retrying.
@@ -238,7 +243,7 @@ pub fn sdk_settings() -> (RetryConfig, TimeoutConfig) {
 
 /// The SDK's default HTTPS client (hyper 1, rustls with aws-lc, proxy from the
 /// environment), built here so the rate limiter can wrap it.
-fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+pub(crate) fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
     use aws_smithy_http_client::proxy::ProxyConfig;
     use aws_smithy_http_client::{Builder, ConnectorBuilder, tls};
     Builder::new().build_with_connector_fn(move |settings, runtime_components| {
@@ -270,17 +275,33 @@ impl Aws {
             .region()
             .map(|r| r.to_string())
             .ok_or_else(|| AwsError::other("config", "no AWS region configured (set AWS_REGION)"))?;
+        let sts = Self::sts_client(&shared, &metrics);
+        let ident = sts.get_caller_identity().send().await.map_err(|e| classify("GetCallerIdentity", e))?;
+        let account =
+            ident.account().ok_or_else(|| AwsError::other("GetCallerIdentity", "no account in the answer"))?;
+        Ok(Self::from_config(shared, Scope::new(&region, account), metrics, None))
+    }
+
+    /// The STS client of a configuration, counting its calls.
+    pub(crate) fn sts_client(conf: &aws_config::SdkConfig, metrics: &Arc<Metrics>) -> aws_sdk_sts::Client {
+        let b = aws_sdk_sts::config::Builder::from(conf).interceptor(CallCounter(metrics.clone()));
+        aws_sdk_sts::Client::from_conf(b.build())
+    }
+
+    /// Every client of one configuration, each counting its calls.
+    pub(crate) fn from_config(
+        shared: aws_config::SdkConfig,
+        scope: Scope,
+        metrics: Arc<Metrics>,
+        target: Option<String>,
+    ) -> Self {
         let counter = CallCounter(metrics.clone());
         macro_rules! client {
             ($krate:ident) => {
                 $krate::Client::from_conf($krate::config::Builder::from(&shared).interceptor(counter.clone()).build())
             };
         }
-        let sts: aws_sdk_sts::Client = client!(aws_sdk_sts);
-        let ident = sts.get_caller_identity().send().await.map_err(|e| classify("GetCallerIdentity", e))?;
-        let account =
-            ident.account().ok_or_else(|| AwsError::other("GetCallerIdentity", "no account in the answer"))?;
-        Ok(Self {
+        Self {
             ecs: client!(aws_sdk_ecs),
             iam: client!(aws_sdk_iam),
             ssm: client!(aws_sdk_ssm),
@@ -289,10 +310,12 @@ impl Aws {
             events: client!(aws_sdk_eventbridge),
             sqs: client!(aws_sdk_sqs),
             dynamodb: client!(aws_sdk_dynamodb),
-            scope: Scope::new(&region, account),
-            sts,
+            sts: client!(aws_sdk_sts),
+            scope,
             metrics,
-        })
+            target,
+            sdk: shared,
+        }
     }
 
     /// Clients for unit tests: the given IAM client, the rest pointing nowhere.
@@ -314,6 +337,8 @@ impl Aws {
             dynamodb: aws_sdk_dynamodb::Client::new(&conf),
             scope,
             metrics,
+            target: None,
+            sdk: conf,
         }
     }
 

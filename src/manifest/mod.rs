@@ -76,6 +76,8 @@ pub fn load(dir: &Path, tenants: Option<&tenant::Tenants>) -> Load {
 }
 
 #[cfg(test)]
+mod target_tests;
+#[cfg(test)]
 mod tenant_tests;
 #[cfg(test)]
 mod tests;

@@ -27,6 +27,7 @@ pub enum Spec {
     Parameter(Box<ParameterSpec>),
     Secret(Box<SecretSpec>),
     Service(Box<ServiceSpec>),
+    Target(Box<TargetSpec>),
     /// A kind this version does not know; reported at the `kind` field.
     Unknown,
 }
@@ -63,6 +64,7 @@ impl<'de> Deserialize<'de> for Document {
                                 "Parameter" => Spec::Parameter(Box::new(map.next_value()?)),
                                 "Secret" => Spec::Secret(Box::new(map.next_value()?)),
                                 "Service" => Spec::Service(Box::new(map.next_value()?)),
+                                "Target" => Spec::Target(Box::new(map.next_value()?)),
                                 _ => {
                                     map.next_value::<de::IgnoredAny>()?;
                                     Spec::Unknown
@@ -106,6 +108,9 @@ pub struct ParameterSpec {
     /// Tenants (of `--tenants`) whose Services may reference this value too.
     #[serde(default)]
     pub shared_with: Vec<S<String>>,
+    /// The `Target` (account and region) the value lives in; default the controller's own.
+    #[serde(default)]
+    pub target: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -130,6 +135,9 @@ pub struct SecretSpec {
     /// Tenants (of `--tenants`) whose Services may reference this value too.
     #[serde(default)]
     pub shared_with: Vec<S<String>>,
+    /// The `Target` (account and region) the value lives in; default the controller's own.
+    #[serde(default)]
+    pub target: Option<S<String>>,
 }
 
 /// `spec.rotation` of a Secret: `{ lambdaArn, schedule, duration,
@@ -198,6 +206,24 @@ pub struct ServiceSpec {
     pub deletion_policy: Option<S<DeletionPolicy>>,
     #[serde(default)]
     pub revision_history_limit: Option<S<u32>>,
+    /// The `Target` (account and region) the ECS service runs in; default the controller's own.
+    #[serde(default)]
+    pub target: Option<S<String>>,
+}
+
+/// `kind: Target`: an account and region secretwire manages through a role it assumes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TargetSpec {
+    pub account: S<String>,
+    pub region: S<String>,
+    pub role_arn: S<String>,
+    /// Sent as `sts:ExternalId` when the role's trust policy asks for one.
+    #[serde(default)]
+    pub external_id: Option<S<String>>,
+    /// `RoleSessionName` (default `secretwire-<controller id>`), seen in the target's CloudTrail.
+    #[serde(default)]
+    pub session_name: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -29,6 +29,9 @@ pub struct Tenant {
     pub managed_policy_arns: Vec<Glob>,
     /// Task role grants beyond the default rules.
     pub allow_statements: Vec<AllowStatement>,
+    /// The `Target`s it may declare and name in `spec.target`; none: only
+    /// the controller's own account and region.
+    pub targets: Vec<Glob>,
 }
 
 /// `allowStatements[]`: an action and resource pair it opens.
@@ -47,6 +50,10 @@ pub struct Tenants {
 impl Tenant {
     pub fn allows_value(&self, name: &str) -> bool {
         self.values.iter().any(|g| g.matches(name))
+    }
+
+    pub fn allows_target(&self, name: &str) -> bool {
+        self.targets.iter().any(|g| g.matches(name))
     }
 }
 
@@ -156,6 +163,7 @@ impl Tenants {
                 role_prefix: prefix.value.clone(),
                 managed_policy_arns: arns,
                 allow_statements: allow,
+                targets: s.targets.iter().map(|t| Glob::new(&t.value)).collect(),
             });
         }
         if tenants.is_empty() && diags.is_empty() {
@@ -191,6 +199,8 @@ struct TenantSpec {
     managed_policy_arns: Option<Vec<Spanned<String>>>,
     #[serde(default)]
     allow_statements: Vec<AllowSpec>,
+    #[serde(default)]
+    targets: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -109,6 +109,26 @@ pub enum ProblemKind {
     Blocked,
     /// Differs in a way secretwire must not fix (it would need a new value).
     Drift,
+    /// Applied as declared, but will not work as the manifest expects
+    /// (e.g. a cross-account value under an AWS managed key).
+    Warning,
+}
+
+impl ProblemKind {
+    /// Whether the object's writes are held back by it (Drift and Warning are only reported).
+    pub fn blocks(self) -> bool {
+        matches!(self, ProblemKind::Conflict | ProblemKind::Error | ProblemKind::Blocked)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ProblemKind::Conflict => "conflict",
+            ProblemKind::Error => "error",
+            ProblemKind::Blocked => "blocked",
+            ProblemKind::Drift => "drift",
+            ProblemKind::Warning => "warning",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -270,7 +290,7 @@ impl Op {
 impl Plan {
     pub fn counts(&self) -> BTreeMap<&'static str, usize> {
         let mut c: BTreeMap<&'static str, usize> =
-            ["create", "update", "unchanged", "prune", "conflict", "error", "blocked", "drift"]
+            ["create", "update", "unchanged", "prune", "conflict", "error", "blocked", "drift", "warning"]
                 .into_iter()
                 .map(|k| (k, 0))
                 .collect();
@@ -285,13 +305,7 @@ impl Plan {
                 .or_default() += 1;
             }
             for p in &o.problems {
-                *c.entry(match p.kind {
-                    ProblemKind::Conflict => "conflict",
-                    ProblemKind::Error => "error",
-                    ProblemKind::Blocked => "blocked",
-                    ProblemKind::Drift => "drift",
-                })
-                .or_default() += 1;
+                *c.entry(p.kind.label()).or_default() += 1;
             }
         }
         c.insert("prune", self.prune.guard.prunable);
@@ -306,7 +320,7 @@ impl Plan {
 
     /// Problems that make `apply` fail (drift is only reported).
     pub fn has_failures(&self) -> bool {
-        self.objects.iter().any(|o| o.problems.iter().any(|p| p.kind != ProblemKind::Drift))
+        self.objects.iter().any(|o| o.problems.iter().any(|p| p.kind.blocks()))
     }
 
     pub fn object(&self, key: &ObjectKey) -> Option<&ObjectPlan> {
@@ -366,6 +380,13 @@ pub fn plan(desired: &Desired, observed: &Observed, controller_id: &str) -> Plan
 pub struct Stores {
     pub objects: Vec<ObjectPlan>,
     troubled: BTreeMap<ObjectKey, String>,
+}
+
+impl Stores {
+    /// Why a repo object's own plan keeps its readers waiting, if it does.
+    pub fn trouble(&self, key: &ObjectKey) -> Option<&str> {
+        self.troubled.get(key).map(String::as_str)
+    }
 }
 
 /// Plans the parameters and secrets.

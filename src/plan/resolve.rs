@@ -11,6 +11,40 @@ impl Planner<'_> {
         (k.customer_managed && !k.arn.is_empty()).then(|| k.arn.clone())
     }
 
+    /// What stops a task in this account from reading a repo value another
+    /// account holds, when something does: ECS reads parameters from the
+    /// task's own account only ("The parameter that you reference can be
+    /// from a different Region than the container using it, but must be from
+    /// within the same account", ECS Developer Guide, Specifying sensitive
+    /// data), and another account's principals cannot use an AWS managed
+    /// key (Secrets Manager User Guide, "Access AWS Secrets Manager secrets
+    /// from a different account": the secret must be encrypted with a
+    /// customer managed key whose key policy allows them). Reported, not
+    /// refused: the account holding the value may be set up outside secretwire.
+    pub(super) fn cross_account(&self, r: &ValueRef) -> Option<Problem> {
+        let key = match r {
+            ValueRef::Parameter { name } => ObjectKey::new(Kind::Parameter, name),
+            ValueRef::Secret { id, .. } => ObjectKey::new(Kind::Secret, id),
+            ValueRef::Raw { .. } => return None,
+        };
+        let f = self.o.foreign.get(&key).filter(|f| f.scope.account != self.o.scope.account)?;
+        let message = match key.kind {
+            Kind::Parameter => format!(
+                "is in account {}; ECS reads a parameter only from the task's own account (use a Secret, or \
+                 a copy of the parameter in account {})",
+                f.scope.account, self.o.scope.account
+            ),
+            _ if f.customer_key.is_none() => format!(
+                "is in account {} under the AWS managed key aws/secretsmanager, which no other account can use: \
+                 tasks in account {} cannot read it (give it a customer managed kmsKeyId whose key policy \
+                 allows this account)",
+                f.scope.account, self.o.scope.account
+            ),
+            _ => return None,
+        };
+        Some(Problem { kind: ProblemKind::Warning, reason: Reason::CrossAccount, resource: key.to_string(), message })
+    }
+
     pub(super) fn resolve(&self, r: &ValueRef, grants: &mut Grants) -> Resolution {
         let scope = &self.o.scope;
         match r {
@@ -18,6 +52,10 @@ impl Planner<'_> {
                 let key = ObjectKey::new(Kind::Parameter, name);
                 if let Some(msg) = self.troubled.get(&key) {
                     return Resolution::Problem(ProblemKind::Blocked, Reason::Blocked, key.to_string(), msg.clone());
+                }
+                if let Some(f) = self.o.foreign.get(&key) {
+                    let predicted = f.scope.parameter_arn(name);
+                    return foreign(f, &key, predicted, |arn| arn.to_string(), grants);
                 }
                 let arn = scope.parameter_arn(name);
                 grants.parameters.insert(arn.clone());
@@ -55,6 +93,12 @@ impl Planner<'_> {
                     }
                     .value_from()
                 };
+                if let Some(f) = self.o.foreign.get(&key) {
+                    let s = &f.scope;
+                    let predicted =
+                        format!("arn:{}:secretsmanager:{}:{}:secret:{id}-??????", s.partition, s.region, s.account);
+                    return foreign(f, &key, predicted, value_from, grants);
+                }
                 match (self.o.secrets.get(id), self.d.secrets.get(id)) {
                     (Some(obs), None) if obs.deleted => Resolution::Problem(
                         ProblemKind::Error,
@@ -98,6 +142,32 @@ impl Planner<'_> {
                 Resolution::Ready(value_from.clone())
             }
         }
+    }
+}
+
+/// A repo value another Target holds: its ARN as that target read it (or
+/// the one it will get), granted like a local one.
+fn foreign(
+    f: &ForeignValue,
+    key: &ObjectKey,
+    predicted: String,
+    value_from: impl Fn(&str) -> String,
+    grants: &mut Grants,
+) -> Resolution {
+    let place = f.target.as_deref().map_or("the controller's own account".into(), |t| format!("Target {t}"));
+    if let Some(msg) = &f.trouble {
+        return Resolution::Problem(ProblemKind::Blocked, Reason::Blocked, format!("{key} (in {place})"), msg.clone());
+    }
+    let arn = f.arn.clone().unwrap_or(predicted);
+    let (values, keys) = match key.kind {
+        Kind::Parameter => (&mut grants.parameters, &mut grants.parameter_keys),
+        _ => (&mut grants.secrets, &mut grants.secret_keys),
+    };
+    values.insert(arn.clone());
+    keys.extend(f.customer_key.clone());
+    match &f.arn {
+        Some(_) => Resolution::Ready(value_from(&arn)),
+        None => Resolution::Pending(value_from(&arn), key.clone()),
     }
 }
 

@@ -90,6 +90,7 @@ impl Planner<'_> {
         let mut resolved: Vec<String> = Vec::new();
         let mut pending = false;
         for r in def.value_refs() {
+            plan.problems.extend(self.cross_account(r));
             match self.resolve(r, &mut grants) {
                 Resolution::Ready(v) => resolved.push(v),
                 Resolution::Pending(v, waits_on) => {
@@ -102,7 +103,7 @@ impl Planner<'_> {
                 }
             }
         }
-        if !plan.problems.is_empty() {
+        if plan.problems.iter().any(|p| p.kind.blocks()) {
             return Staged::Done(plan);
         }
         let exec_policy = policy::execution_policy(&grants, &self.o.scope);

@@ -490,3 +490,77 @@ fn a_permissions_boundary_is_set_on_created_roles_put_back_when_it_drifts_and_le
     // Without the flag a boundary is neither required nor removed.
     assert_eq!(writes(&plan(&desired(MANIFESTS), &o, "default")), 1, "only the inline policy");
 }
+
+/// A Service reading values another Target holds: granted by their ARNs in
+/// that account (a customer key decrypting through its own region), waiting
+/// while one is not created, blocked while one's own plan fails, and warned
+/// about when no task in this account could read it.
+#[test]
+fn values_of_another_target_are_granted_by_their_arns_and_warned_about_when_unreadable() {
+    let mut d = desired(MANIFESTS);
+    let (db, api) = (ObjectKey::new(Kind::Parameter, "/web/db"), ObjectKey::new(Kind::Secret, "web/api"));
+    // Both values live in `shared` now: this part holds only the service.
+    d.parameters.clear();
+    d.secrets.clear();
+    d.foreign.insert(db.clone(), Some("shared".into()));
+    d.foreign.insert(api.clone(), Some("shared".into()));
+    let shared = Scope::new("eu-west-1", "222222222222");
+    let secret_arn = "arn:aws:secretsmanager:eu-west-1:222222222222:secret:web/api-AbCdEf";
+    let key = "arn:aws:kms:eu-west-1:222222222222:key/k9";
+    let value = |arn: Option<&str>, customer_key: Option<&str>| ForeignValue {
+        target: Some("shared".into()),
+        scope: shared.clone(),
+        arn: arn.map(str::to_string),
+        customer_key: customer_key.map(str::to_string),
+        trouble: None,
+    };
+    let mut o = account(true);
+    o.foreign.insert(db.clone(), value(Some("arn:aws:ssm:eu-west-1:222222222222:parameter/web/db"), None));
+    o.foreign.insert(api.clone(), value(Some(secret_arn), Some(key)));
+    let p = plan(&d, &o, "default");
+    let web = p.object(&ObjectKey::new(Kind::Service, "web")).unwrap();
+    let warnings: Vec<&str> =
+        web.problems.iter().filter(|w| w.kind == ProblemKind::Warning).map(|w| w.resource.as_str()).collect();
+    assert_eq!(warnings, ["Parameter//web/db"], "a parameter is never read across accounts: {web:?}");
+    assert!(!p.has_failures(), "a warning is not a failure: {web:?}");
+    let td = web.rendered.as_ref().or_else(|| {
+        web.changes.iter().flat_map(|c| &c.ops).find_map(|op| match op {
+            Op::RegisterTaskDefinition { body, .. } => Some(body),
+            _ => None,
+        })
+    });
+    let td = td.expect("a registration");
+    assert_eq!(td["containerDefinitions"][0]["secrets"][1]["valueFrom"], format!("{secret_arn}:user::"));
+    let policy = web
+        .changes
+        .iter()
+        .flat_map(|c| &c.ops)
+        .find_map(|op| match op {
+            Op::PutRolePolicy { document, .. } => Some(document.clone()),
+            _ => None,
+        })
+        .expect("an execution role policy");
+    let decrypt = policy["Statement"].as_array().unwrap().iter().find(|s| s["Sid"] == "DecryptSecrets").unwrap();
+    assert_eq!(decrypt["Resource"], json!([key]));
+    assert_eq!(decrypt["Condition"]["StringEquals"]["kms:ViaService"], "secretsmanager.eu-west-1.amazonaws.com");
+
+    // Under the AWS managed key, the secret is unreadable here: warned about too.
+    o.foreign.insert(api.clone(), value(Some(secret_arn), None));
+    let p = plan(&d, &o, "default");
+    let web = p.object(&ObjectKey::new(Kind::Service, "web")).unwrap();
+    assert!(web.problems.iter().any(|w| w.resource == "Secret/web/api" && w.message.contains("AWS managed key")));
+
+    // Not created yet: waits for it (apply blocks it once the stores ran).
+    o.foreign.insert(api.clone(), value(None, Some(key)));
+    let web = plan(&d, &o, "default").objects.into_iter().find(|x| x.key.kind == Kind::Service).unwrap();
+    assert_eq!(web.waits_on, std::slice::from_ref(&api));
+    // Its own plan failed: blocked, naming where it lives.
+    o.foreign.insert(api.clone(), ForeignValue { trouble: Some("conflict".into()), ..value(None, None) });
+    let web = plan(&d, &o, "default").objects.into_iter().find(|x| x.key.kind == Kind::Service).unwrap();
+    assert!(
+        web.problems
+            .iter()
+            .any(|b| b.kind == ProblemKind::Blocked && b.resource == "Secret/web/api (in Target shared)"),
+        "{web:?}"
+    );
+}

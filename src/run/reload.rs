@@ -75,6 +75,8 @@ impl Manifests {
         // A refused object is treated as an invalid one: its last good version
         // (which passed the same rules) is kept, and nothing is pruned meanwhile.
         diags.extend(load.refusals);
+        let mut held = hold_targets(&mut fresh);
+        diags.append(&mut held);
         fresh.load_errors = diags.len();
         fresh.platform = self.platform.clone();
         let mut out = Reloaded {
@@ -99,6 +101,7 @@ impl Manifests {
                 Kind::Parameter => self.desired.parameters.get(&gone.name).map(|d| d.origin.path.clone()),
                 Kind::Secret => self.desired.secrets.get(&gone.name).map(|d| d.origin.path.clone()),
                 Kind::Service => self.desired.services.get(&gone.name).map(|d| d.origin.path.clone()),
+                Kind::Target => self.desired.targets.get(&gone.name).map(|d| d.origin.path.clone()),
             };
             if fresh.invalid.contains(gone) || origin.as_deref().is_some_and(|p| broken.contains(p)) {
                 carry_over(&mut self.desired, &mut fresh, gone);
@@ -111,6 +114,47 @@ impl Manifests {
         self.desired = fresh;
         out
     }
+}
+
+/// `run` does not reach Targets yet (`apply` does): a Target, and every
+/// object that names one, is held as invalid (never applied in the
+/// controller's own account instead), with a diagnostic saying so.
+fn hold_targets(d: &mut Desired) -> Vec<crate::manifest::Diagnostic> {
+    let mut diags = Vec::new();
+    let mut hold = |key: ObjectKey, origin: &crate::model::Origin, why: String| {
+        diags.push(crate::manifest::Diagnostic {
+            path: origin.path.clone(),
+            line: origin.line,
+            column: 1,
+            message: format!("{key}: {why}"),
+            source_line: None,
+        });
+        key
+    };
+    let why = || "`run` does not manage Targets yet; apply objects in other accounts with `secretwire apply`".into();
+    let mut keys = Vec::new();
+    for (n, t) in &d.targets {
+        keys.push(hold(ObjectKey::new(Kind::Target, n), &t.origin, why()));
+    }
+    for (n, p) in d.parameters.iter().filter(|(_, p)| p.target.is_some()) {
+        keys.push(hold(ObjectKey::new(Kind::Parameter, n), &p.origin, why()));
+    }
+    for (n, s) in d.secrets.iter().filter(|(_, s)| s.target.is_some()) {
+        keys.push(hold(ObjectKey::new(Kind::Secret, n), &s.origin, why()));
+    }
+    for (n, s) in d.services.iter().filter(|(_, s)| s.target.is_some()) {
+        keys.push(hold(ObjectKey::new(Kind::Service, n), &s.origin, why()));
+    }
+    for key in keys {
+        match key.kind {
+            Kind::Parameter => drop(d.parameters.remove(&key.name)),
+            Kind::Secret => drop(d.secrets.remove(&key.name)),
+            Kind::Service => drop(d.services.remove(&key.name)),
+            Kind::Target => drop(d.targets.remove(&key.name)),
+        }
+        d.invalid.insert(key);
+    }
+    diags
 }
 
 /// Every manifest file's path, mtime and size.
@@ -136,14 +180,10 @@ fn carry_over(old: &mut Desired, new: &mut Desired, key: &ObjectKey) -> bool {
         Kind::Parameter => old.parameters.remove_entry(&key.name).map(|(k, v)| new.parameters.insert(k, v)).is_some(),
         Kind::Secret => old.secrets.remove_entry(&key.name).map(|(k, v)| new.secrets.insert(k, v)).is_some(),
         Kind::Service => old.services.remove_entry(&key.name).map(|(k, v)| new.services.insert(k, v)).is_some(),
+        Kind::Target => old.targets.remove_entry(&key.name).map(|(k, v)| new.targets.insert(k, v)).is_some(),
     }
 }
 
 pub fn keys(d: &Desired) -> BTreeSet<ObjectKey> {
-    d.parameters
-        .keys()
-        .map(|n| ObjectKey::new(Kind::Parameter, n))
-        .chain(d.secrets.keys().map(|n| ObjectKey::new(Kind::Secret, n)))
-        .chain(d.services.keys().map(|n| ObjectKey::new(Kind::Service, n)))
-        .collect()
+    d.keys()
 }

@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::events::format_rfc3339;
 use crate::metrics::Metrics;
 use crate::model::{Kind, ObjectKey};
-use crate::plan::{ObjectPlan, ProblemKind};
+use crate::plan::ObjectPlan;
 use crate::reason::{Failure, Reason};
 use crate::rollout::diagnose::Diagnosis;
 use crate::rollout::tracker::Waiting;
@@ -83,7 +83,7 @@ pub struct PassOutcome<'a> {
 
 /// `(Ready, Synced)` for one object after a pass: the one place they are decided.
 pub fn verdicts(o: PassOutcome<'_>) -> (Verdict, Verdict) {
-    if let Some(p) = o.plan.problems.iter().find(|p| p.kind != ProblemKind::Drift) {
+    if let Some(p) = o.plan.problems.iter().find(|p| p.kind.blocks()) {
         let msg = format!("{}: {}", p.resource, p.message);
         return (Verdict::no(p.reason, &msg), Verdict::no(p.reason, msg));
     }
@@ -336,7 +336,7 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{Action, Change, Problem};
+    use crate::plan::{Action, Change, Problem, ProblemKind};
     use crate::reason::Retry;
 
     fn plan(problems: Vec<Problem>) -> ObjectPlan {

@@ -16,3 +16,4 @@ mod policylint;
 mod prune;
 mod rollouts;
 mod run;
+mod targets;

@@ -212,7 +212,11 @@ fn wanted(desired: &Desired, aws: &Aws) -> Wanted {
             w.roles.insert(t.role.name.clone());
         }
         for v in svc.value_refs() {
+            // Another target's value is read by that target.
+            let foreign = |kind, name: &String| desired.foreign.contains_key(&ObjectKey::new(kind, name.as_str()));
             match v {
+                ValueRef::Parameter { name } if foreign(Kind::Parameter, name) => {}
+                ValueRef::Secret { id, .. } if foreign(Kind::Secret, id) => {}
                 ValueRef::Parameter { name } => {
                     w.parameters.insert(name.clone());
                 }

@@ -19,6 +19,7 @@ mod grants;
 mod names;
 mod rotation;
 mod service;
+mod target;
 mod tenant;
 mod values;
 
@@ -36,6 +37,8 @@ struct Ctx<'a> {
     diags: Vec<Diagnostic>,
     /// Breaches of a tenant rule: the object is refused, the repo still applies.
     refusals: Vec<Diagnostic>,
+    /// Every `Target` the repo declares (a `spec.target` must name one).
+    targets: &'a BTreeSet<String>,
 }
 
 impl Ctx<'_> {
@@ -55,6 +58,22 @@ impl Ctx<'_> {
             self.err(s.referenced, m);
         }
     }
+    /// `spec.target`: the name of a `Target` in the repo.
+    fn target(&mut self, t: Option<Spanned<String>>) -> Option<String> {
+        let t = t?;
+        if !self.targets.contains(&t.value) {
+            let known = self.targets.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+            self.err(
+                t.referenced,
+                format!(
+                    "no Target `{}` in the manifests ({})",
+                    t.value,
+                    if known.is_empty() { "none is declared".into() } else { format!("declared: {known}") }
+                ),
+            );
+        }
+        Some(t.value)
+    }
 }
 
 /// Validates all loaded documents and builds the desired state. With
@@ -70,13 +89,19 @@ pub fn build(
     let mut first_seen: HashMap<ObjectKey, (std::path::PathBuf, u64, u64)> = HashMap::new();
     // (cluster, service) and family and role names must not be claimed twice.
     let mut claims: HashMap<(&'static str, String), String> = HashMap::new();
+    // Targets may be declared after the objects that name them.
+    let targets: BTreeSet<String> =
+        docs.iter().filter(|l| matches!(l.doc.spec, Spec::Target(_))).map(|l| l.doc.name.value.clone()).collect();
+    // (account, region) -> the Target that claims it: one account and region is one target.
+    let mut places: HashMap<(String, String), String> = HashMap::new();
 
     for Loaded { path, text, doc } in docs {
-        let mut cx = Ctx { path: &path, text: &text, diags: Vec::new(), refusals: Vec::new() };
+        let mut cx = Ctx { path: &path, text: &text, diags: Vec::new(), refusals: Vec::new(), targets: &targets };
         let kind = match doc.spec {
             Spec::Parameter(_) => Kind::Parameter,
             Spec::Secret(_) => Kind::Secret,
             Spec::Service(_) => Kind::Service,
+            Spec::Target(_) => Kind::Target,
             Spec::Unknown if doc.kind.value == "Tenant" => {
                 cx.err(
                     doc.kind.referenced,
@@ -87,8 +112,10 @@ pub fn build(
                 continue;
             }
             Spec::Unknown => {
-                let msg =
-                    format!("unknown kind `{}`, expected one of `Parameter`, `Secret`, `Service`", doc.kind.value);
+                let msg = format!(
+                    "unknown kind `{}`, expected one of `Parameter`, `Secret`, `Service`, `Target`",
+                    doc.kind.value
+                );
                 cx.err(doc.kind.referenced, msg);
                 diags.append(&mut cx.diags);
                 continue;
@@ -120,6 +147,18 @@ pub fn build(
         }
         let origin = Origin { path: path.clone(), line: name_loc.line(), tenant: tenant_name };
         let built = build_object(&mut cx, doc, origin);
+        if let Some(Object::Target(t)) = &built {
+            // The first to claim a place keeps it, valid or not.
+            let place = (t.account.clone(), t.region.clone());
+            match places.get(&place) {
+                Some(other) if other != &t.name => {
+                    cx.err(name_loc, format!("account {} in {} is already Target/{other}", t.account, t.region));
+                }
+                _ => {
+                    places.insert(place, t.name.clone());
+                }
+            }
+        }
         if let Some(Object::Service(s)) = &built {
             for (what, id) in claimed_ids(s) {
                 if let Some(owner) = claims.get(&(what, id.clone()))
@@ -151,6 +190,9 @@ pub fn build(
                     }
                     desired.services.insert(s.name.clone(), *s);
                 }
+                Object::Target(t) => {
+                    desired.targets.insert(t.name.clone(), t);
+                }
             },
             _ => {
                 desired.invalid.insert(key);
@@ -176,6 +218,7 @@ enum Object {
     Parameter(ParameterDef),
     Secret(SecretDef),
     Service(Box<ServiceDef>),
+    Target(TargetDef),
 }
 
 fn build_object(cx: &mut Ctx, doc: Document, origin: Origin) -> Option<Object> {
@@ -208,6 +251,7 @@ fn build_object(cx: &mut Ctx, doc: Document, origin: Origin) -> Option<Object> {
                 adopt: p.adopt,
                 tags: p.tags,
                 deletion_policy: p.deletion_policy.map_or(DeletionPolicy::Retain, |d| d.value),
+                target: cx.target(p.target),
             }))
         }
         Spec::Secret(s) => {
@@ -240,9 +284,11 @@ fn build_object(cx: &mut Ctx, doc: Document, origin: Origin) -> Option<Object> {
                 rotation,
                 deletion_policy,
                 recovery_window_days: s.recovery_window_days.map_or(DEFAULT_RECOVERY_WINDOW_DAYS, |w| w.value),
+                target: cx.target(s.target),
             }))
         }
         Spec::Service(s) => build_service(cx, name, *s, origin).map(|s| Object::Service(Box::new(s))),
+        Spec::Target(t) => target::build_target(cx, name, *t, origin).map(Object::Target),
         Spec::Unknown => None,
     }
 }

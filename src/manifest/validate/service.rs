@@ -132,6 +132,7 @@ pub(super) fn build_service(
         redeploy_on_change: s.redeploy_on_change,
         deletion_policy: s.deletion_policy.map_or(DeletionPolicy::Delete, |d| d.value),
         revision_history_limit: s.revision_history_limit.map_or(DEFAULT_REVISION_HISTORY_LIMIT, |l| l.value),
+        target: cx.target(s.target),
     })
 }
 

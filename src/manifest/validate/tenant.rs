@@ -57,11 +57,44 @@ impl<'a> Tenancy<'a> {
 
 /// Checks one document against its tenant's rules; breaches go to `cx.refusals`.
 pub(super) fn check(cx: &mut Ctx, t: &Tenancy, tenant: &Tenant, doc: &Document) {
-    match &doc.spec {
-        Spec::Parameter(p) => check_store(cx, t, tenant, doc, Kind::Parameter, &p.shared_with),
-        Spec::Secret(s) => check_store(cx, t, tenant, doc, Kind::Secret, &s.shared_with),
-        Spec::Service(s) => check_service(cx, t, tenant, &doc.name, s),
-        Spec::Unknown => {}
+    let named = match &doc.spec {
+        Spec::Parameter(p) => {
+            check_store(cx, t, tenant, doc, Kind::Parameter, &p.shared_with);
+            p.target.as_ref()
+        }
+        Spec::Secret(s) => {
+            check_store(cx, t, tenant, doc, Kind::Secret, &s.shared_with);
+            s.target.as_ref()
+        }
+        Spec::Service(s) => {
+            check_service(cx, t, tenant, &doc.name, s);
+            s.target.as_ref()
+        }
+        Spec::Target(_) => Some(&doc.name),
+        Spec::Unknown => None,
+    };
+    // An account is the platform's to hand out: declaring a Target or naming
+    // one needs it in the tenant's `targets`.
+    if let Some(target) = named
+        && !tenant.allows_target(&target.value)
+    {
+        let what = if matches!(doc.spec, Spec::Target(_)) { "declares" } else { "names" };
+        cx.refuse(
+            target.referenced,
+            &tenant.name,
+            "targets",
+            format!(
+                "{}/{} {what} Target `{}`, outside the tenant's targets ({})",
+                doc.kind.value,
+                doc.name.value,
+                target.value,
+                if tenant.targets.is_empty() {
+                    "none: only the controller's own account".into()
+                } else {
+                    list(&tenant.targets)
+                }
+            ),
+        );
     }
 }
 
