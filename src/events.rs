@@ -88,8 +88,47 @@ pub struct Event {
     pub parsed: Parsed,
 }
 
-/// Reads one SQS message body (an EventBridge event).
+/// Reads one SQS message body (an EventBridge event) of the controller's own
+/// account and region.
 pub fn read(body: &str, scope: &Scope) -> Event {
+    read_from(body, std::slice::from_ref(scope))
+}
+
+/// Reads one SQS message body from any of `scopes` (the controller's own
+/// first, then its Targets'). A change in another account names its value
+/// by ARN, so that it matches only the readers of that account's value:
+/// a parameter by `arn:…:parameter/NAME`, a secret given by name by
+/// `arn:…:secret:NAME` (matched as a partial ARN).
+pub fn read_from(body: &str, scopes: &[Scope]) -> Event {
+    let event = read_home(body, scopes);
+    let Event { id, time, parsed } = event;
+    let Parsed::Ignored(_) = &parsed else { return Event { id, time, parsed } };
+    let ev: Value = serde_json::from_str(body).unwrap_or_default();
+    let (acct, region) = (ev["account"].as_str().unwrap_or_default(), ev["region"].as_str().unwrap_or_default());
+    let Some(scope) = scopes.iter().skip(1).find(|s| s.account == acct && s.region == region) else {
+        return Event { id, time, parsed };
+    };
+    let parsed = match meaning(&ev, scope) {
+        Parsed::Change(mut c) => {
+            c.value = match c.value {
+                ChangedValue::Parameter(n) if !n.starts_with("arn:") => {
+                    ChangedValue::Parameter(scope.parameter_arn(&n))
+                }
+                ChangedValue::Secret(id) if !id.starts_with("arn:") => ChangedValue::Secret(format!(
+                    "arn:{}:secretsmanager:{}:{}:secret:{id}",
+                    scope.partition, scope.region, scope.account
+                )),
+                v => v,
+            };
+            Parsed::Change(c)
+        }
+        other => other,
+    };
+    Event { id, time, parsed }
+}
+
+fn read_home(body: &str, scopes: &[Scope]) -> Event {
+    let scope = &scopes[0];
     let malformed = |why: String| Event { id: None, time: None, parsed: Parsed::Malformed(why) };
     if body.len() > MAX_BODY {
         return malformed(format!("body of {} bytes is larger than an EventBridge event can be", body.len()));
@@ -253,6 +292,18 @@ pub struct ValueIndex {
 impl ValueIndex {
     /// `secret_arns` maps secret names (and ARNs given as ids) to their full ARN, where known.
     pub fn build(desired: &Desired, secret_arns: &BTreeMap<String, String>) -> Self {
+        Self::build_in(desired, secret_arns, &BTreeMap::new())
+    }
+
+    /// [`ValueIndex::build`] across Targets (`scopes`: each Target's account
+    /// and region): a parameter in a Target is indexed by its ARN, the form
+    /// [`read_from`] gives a change there; one in the controller's own
+    /// account by its name, as before.
+    pub fn build_in(
+        desired: &Desired,
+        secret_arns: &BTreeMap<String, String>,
+        scopes: &BTreeMap<String, Scope>,
+    ) -> Self {
         let mut ix = Self::default();
         for svc in desired.services.values().filter(|s| s.redeploy_on_change) {
             for r in svc.value_refs() {
@@ -266,8 +317,24 @@ impl ValueIndex {
                 match r {
                     ValueRef::Secret { id, .. } => add_secret(id),
                     ValueRef::Raw { target: RawTarget::Secret(s), .. } => add_secret(&s.secret_arn),
-                    ValueRef::Parameter { name } | ValueRef::Raw { target: RawTarget::Parameter { name, .. }, .. } => {
-                        ix.parameters.entry(name.clone()).or_default().insert(svc.name.clone());
+                    ValueRef::Parameter { name } => {
+                        let key = crate::model::ObjectKey::new(crate::model::Kind::Parameter, name.as_str());
+                        let owner = match desired.parameters.get(name) {
+                            Some(p) => p.target.as_deref(),
+                            None if desired.invalid.contains(&key) => None,
+                            None => svc.target.as_deref(),
+                        };
+                        let key = match owner.and_then(|t| scopes.get(t)) {
+                            Some(s) => s.parameter_arn(name),
+                            None => name.clone(),
+                        };
+                        ix.parameters.entry(key).or_default().insert(svc.name.clone());
+                    }
+                    ValueRef::Raw { target: RawTarget::Parameter { name, arn }, .. } => {
+                        let foreign = crate::arn::Arn::parse(arn)
+                            .is_some_and(|a| scopes.values().any(|s| s.account == a.account && s.region == a.region));
+                        let key = if foreign { arn.clone() } else { name.clone() };
+                        ix.parameters.entry(key).or_default().insert(svc.name.clone());
                     }
                 }
             }

@@ -34,13 +34,21 @@ pub struct Read {
 }
 
 /// Ends timed-out rollouts and reads the due ones.
-pub async fn read_due(aws: &Aws, tracker: &mut Tracker) -> Read {
+pub async fn read_due(clients: &dyn crate::fleet::AwsFor, tracker: &mut Tracker) -> Read {
     let at = Instant::now();
     let mut read = Read { effects: tracker.expire(at, now()), ..Read::default() };
     let due = tracker.due(at);
     if due.is_empty() {
         return read;
     }
+    // Read in each service's own account, by ten.
+    for (aws, due) in crate::fleet::by_account(&due, |s| clients.aws_for(&s.service)) {
+        read_account(aws, due, tracker, &mut read).await;
+    }
+    read
+}
+
+async fn read_account(aws: &Aws, due: Vec<&crate::rollout::Started>, tracker: &mut Tracker, read: &mut Read) {
     match describe_services_with_events(aws, due.iter().map(|s| (s.cluster.as_str(), s.service_name.as_str()))).await {
         Ok(observed) => {
             for s in &due {
@@ -57,7 +65,6 @@ pub async fn read_due(aws: &Aws, tracker: &mut Tracker) -> Read {
         }
         Err(e) => warn!(error = %e, rollouts = due.len(), "Could not read rollouts; reading them again later"),
     }
-    read
 }
 
 /// Reads the failed deployment's stopped tasks and explains the first reason.

@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 
 use futures_util::future::join_all;
 
-use crate::aws::AwsError;
 use crate::aws::limit::RateLimits;
+use crate::aws::{Aws, AwsError};
 use crate::model::{Desired, ObjectKey};
 use crate::observed::ForeignValue;
 use crate::plan::prune::{Guard, Prune};
@@ -41,23 +41,9 @@ impl Fleet {
     /// each on the role it names (a role that cannot be assumed is recorded
     /// and fails that target's objects).
     pub async fn connect(home: Reconciler, desired: &Desired, limits: &RateLimits) -> Fleet {
-        let targets = desired.targets.values().map(|t| {
-            let home = &home;
-            async move {
-                let r = home.aws.for_target(t, &home.controller_id, limits.clone()).await.map(|aws| Reconciler {
-                    aws,
-                    controller_id: owner_id(&home.controller_id, Some(&t.name)),
-                    concurrency: home.concurrency,
-                    cache: Default::default(),
-                    slow: std::sync::Arc::new(crate::aws::observe::SlowCache::new(home.slow.reverify)),
-                    prune: home.prune,
-                });
-                Member { target: Some(t.name.clone()), reconciler: r }
-            }
-        });
-        let mut members = join_all(targets).await;
-        members.insert(0, Member { target: None, reconciler: Ok(home) });
-        Fleet { members }
+        let mut fleet = Fleet { members: vec![Member { target: None, reconciler: Ok(home) }] };
+        fleet.sync(desired, limits).await;
+        fleet
     }
 
     /// The controller's own reconciler.
@@ -80,7 +66,9 @@ impl Fleet {
     /// Plans every part without writing.
     pub async fn plan(&self, desired: &Desired, keep_rendered: bool) -> Result<Plan, AwsError> {
         if self.single(desired) {
-            return self.home().plan(desired, keep_rendered).await;
+            let mut plan = self.home().plan(desired, keep_rendered).await?;
+            self.warn_unreachable(desired, &mut plan.objects);
+            return Ok(plan);
         }
         let parts = split::split(desired);
         let halves = join_all(self.pair(&parts).map(|(p, m)| async move {
@@ -105,19 +93,32 @@ impl Fleet {
             merged.objects.extend(plan.objects);
             merge_prune(&mut merged.prune, plan.prune, part.target.as_deref());
         }
+        self.warn_unreachable(desired, &mut merged.objects);
         Ok(merged)
     }
 
     /// Applies every part: all stores, then all services and prune.
     pub async fn apply(&self, desired: &Desired) -> Result<ApplyReport, AwsError> {
-        let hold = |_: &ObjectPlan| -> Option<Failure> { None };
+        self.apply_holding(desired, &|_| None).await
+    }
+
+    /// [`Fleet::apply`] with `run`'s error policy (see [`Reconciler::apply_holding`]).
+    /// The report's observation holds every part's values, services and keys
+    /// (names are unique across the repo).
+    pub async fn apply_holding(
+        &self,
+        desired: &Desired,
+        hold: &(dyn Fn(&ObjectPlan) -> Option<Failure> + Sync),
+    ) -> Result<ApplyReport, AwsError> {
         if self.single(desired) {
-            return self.home().apply(desired).await;
+            let mut report = self.home().apply_holding(desired, hold).await?;
+            self.warn_unreachable(desired, &mut report.plan.objects);
+            return Ok(report);
         }
         let parts = split::split(desired);
         let halves = join_all(self.pair(&parts).map(|(p, m)| async move {
             match &m.reconciler {
-                Ok(r) => r.apply_stores_phase(&p.desired, &hold).await,
+                Ok(r) => r.apply_stores_phase(&p.desired, hold).await,
                 Err(e) => Err(e.clone()),
             }
         }))
@@ -126,7 +127,7 @@ impl Fleet {
         let reports =
             join_all(self.pair(&parts).zip(halves).zip(foreign).map(|(((p, m), half), foreign)| async move {
                 match (&m.reconciler, half) {
-                    (Ok(r), Ok(s)) => r.apply_rest(&p.desired, s, foreign, &hold).await.map_err(|e| (p, e)),
+                    (Ok(r), Ok(s)) => r.apply_rest(&p.desired, s, foreign, hold).await.map_err(|e| (p, e)),
                     (_, Err(e)) => Err((p, e)),
                     (Err(e), _) => Err((p, e.clone())),
                 }
@@ -150,14 +151,163 @@ impl Fleet {
             merged.results.extend(report.results);
             if i == 0 {
                 merged.observed = report.observed;
+            } else {
+                merge_observed(&mut merged.observed, report.observed);
             }
         }
+        self.warn_unreachable(desired, &mut merged.plan.objects);
         Ok(merged)
+    }
+
+    /// A Service that reads a value by ARN in an account and region
+    /// secretwire has no role in is warned about: no rule there forwards its
+    /// rotations, and the stale backstop cannot read its change time.
+    fn warn_unreachable(&self, desired: &Desired, objects: &mut [ObjectPlan]) {
+        let scopes = self.scopes();
+        for o in objects.iter_mut().filter(|o| o.key.kind == crate::model::Kind::Service) {
+            let Some(svc) = desired.services.get(&o.key.name) else { continue };
+            for arn in svc.value_refs().filter_map(|r| match r {
+                crate::model::ValueRef::Raw { value_from, .. } => Some(value_from.as_str()),
+                crate::model::ValueRef::Secret { id, .. } if id.starts_with("arn:") => Some(id.as_str()),
+                _ => None,
+            }) {
+                let Some(a) = crate::arn::Arn::parse(arn) else { continue };
+                if scopes.iter().any(|s| s.account == a.account && s.region == a.region) {
+                    continue;
+                }
+                o.problems.push(Problem {
+                    kind: ProblemKind::Warning,
+                    reason: Reason::CrossAccount,
+                    resource: arn.to_string(),
+                    message: format!(
+                        "is in account {} ({}), where secretwire has no Target: its rotations are not seen (no \
+                         rule there forwards them, and the stale backstop cannot read it); declare a Target for \
+                         that account and region",
+                        a.account, a.region
+                    ),
+                });
+            }
+        }
+    }
+
+    /// Connects the Targets the manifests declare now that are not connected
+    /// (new, or whose role could not be assumed before) and drops the ones
+    /// no longer declared. `run` calls it before every pass.
+    pub async fn sync(&mut self, desired: &Desired, limits: &RateLimits) {
+        self.members.retain(|m| m.target.as_ref().is_none_or(|t| desired.targets.contains_key(t)));
+        let home = self.home();
+        let missing: Vec<&crate::model::TargetDef> = desired
+            .targets
+            .values()
+            .filter(|t| !self.members.iter().any(|m| m.target.as_deref() == Some(&t.name) && m.reconciler.is_ok()))
+            .collect();
+        let connected = join_all(missing.into_iter().map(|t| connect_target(home, t, limits))).await;
+        for m in connected {
+            self.members.retain(|x| x.target != m.target);
+            self.members.push(m);
+        }
+        self.members[1..].sort_by(|a, b| a.target.cmp(&b.target));
+    }
+
+    /// The reconciler of the part in `account` and `region`, if one is connected.
+    pub fn in_scope(&self, account: &str, region: &str) -> Option<&Reconciler> {
+        self.members
+            .iter()
+            .filter_map(|m| m.reconciler.as_ref().ok())
+            .find(|r| r.aws.scope.account == account && r.aws.scope.region == region)
+    }
+
+    /// Every connected part's account and region (the controller's own first).
+    pub fn scopes(&self) -> Vec<crate::arn::Scope> {
+        self.members.iter().filter_map(|m| m.reconciler.as_ref().ok()).map(|r| r.aws.scope.clone()).collect()
     }
 
     fn pair<'a>(&'a self, parts: &'a [Part]) -> impl Iterator<Item = (&'a Part, &'a Member)> {
         parts.iter().zip(&self.members)
     }
+}
+
+/// A Target's reconciler: the controller's settings, the Target's clients and owner id.
+async fn connect_target(home: &Reconciler, t: &crate::model::TargetDef, limits: &RateLimits) -> Member {
+    let own = &home.aws.scope;
+    if t.account == own.account && t.region == own.region {
+        let why = format!(
+            "Target {} is the controller's own account and region; leave spec.target out for objects there",
+            t.name
+        );
+        return Member { target: Some(t.name.clone()), reconciler: Err(AwsError::other("Target", why)) };
+    }
+    let r = home.aws.for_target(t, &home.controller_id, limits.clone()).await.map(|aws| Reconciler {
+        aws,
+        controller_id: owner_id(&home.controller_id, Some(&t.name)),
+        concurrency: home.concurrency,
+        cache: Default::default(),
+        slow: std::sync::Arc::new(crate::aws::observe::SlowCache::new(home.slow.reverify)),
+        prune: home.prune,
+    });
+    Member { target: Some(t.name.clone()), reconciler: r }
+}
+
+/// Which clients reach a service's account (rollouts and redeploys are per service).
+pub trait AwsFor: Sync {
+    fn aws_for(&self, service: &str) -> &Aws;
+    /// The clients of the account a changed value lives in (its ARN says
+    /// which; a bare name is the controller's own account's).
+    fn aws_for_value(&self, value: &crate::model::ChangedValue) -> &Aws;
+}
+
+impl AwsFor for Aws {
+    fn aws_for(&self, _: &str) -> &Aws {
+        self
+    }
+    fn aws_for_value(&self, _: &crate::model::ChangedValue) -> &Aws {
+        self
+    }
+}
+
+/// A service's clients: its Target's, else the controller's own.
+pub struct ByService<'a> {
+    pub fleet: &'a Fleet,
+    pub desired: &'a Desired,
+}
+
+impl AwsFor for ByService<'_> {
+    fn aws_for(&self, service: &str) -> &Aws {
+        let target = self.desired.services.get(service).and_then(|s| s.target.as_deref());
+        self.fleet.member(target).map_or(&self.fleet.home().aws, |r| &r.aws)
+    }
+    fn aws_for_value(&self, value: &crate::model::ChangedValue) -> &Aws {
+        let (crate::model::ChangedValue::Secret(id) | crate::model::ChangedValue::Parameter(id)) = value;
+        crate::arn::Arn::parse(id)
+            .and_then(|a| self.fleet.in_scope(a.account, a.region))
+            .map_or(&self.fleet.home().aws, |r| &r.aws)
+    }
+}
+
+/// Groups items by the account their clients reach (first seen first):
+/// reads are batched per account, since each has its own clients and limits.
+pub fn by_account<'a, T>(items: impl IntoIterator<Item = T>, aws_of: impl Fn(&T) -> &'a Aws) -> Vec<(&'a Aws, Vec<T>)> {
+    let mut groups: Vec<(&'a Aws, Vec<T>)> = Vec::new();
+    for item in items {
+        let aws = aws_of(&item);
+        match groups.iter_mut().find(|(a, _)| a.target == aws.target) {
+            Some((_, v)) => v.push(item),
+            None => groups.push((aws, vec![item])),
+        }
+    }
+    groups
+}
+
+/// Adds one part's observation to the merged one (names are unique across the repo).
+fn merge_observed(into: &mut crate::observed::Observed, o: crate::observed::Observed) {
+    into.parameters.extend(o.parameters);
+    into.secrets.extend(o.secrets);
+    into.keys.extend(o.keys);
+    into.roles.extend(o.roles);
+    into.services.extend(o.services);
+    into.newest_revisions.extend(o.newest_revisions);
+    into.revisions.extend(o.revisions);
+    into.revisions_missing.extend(o.revisions_missing);
 }
 
 /// For each part, the values it reads from other parts, from their first halves.

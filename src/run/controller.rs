@@ -21,6 +21,7 @@ use crate::aws::Aws;
 use crate::aws::queue::{Message, Queue, Receipt};
 use crate::aws::retry::Backoff;
 use crate::events::{Parsed, ValueIndex, format_rfc3339};
+use crate::fleet::Fleet;
 use crate::metrics::{OutcomeLabels, ResultLabels};
 use crate::observed::Observed;
 use crate::plan::{ObjectPlan, Op};
@@ -33,7 +34,7 @@ use crate::rollout::tracker::Tracker;
 macro_rules! ctx {
     ($s:ident) => {
         Ctx {
-            aws: &$s.rec.aws,
+            clients: &crate::fleet::ByService { fleet: &$s.fleet, desired: &$s.manifests.desired },
             desired: &$s.manifests.desired,
             shared: &$s.shared,
             observed: $s.last_observed.as_ref(),
@@ -43,7 +44,10 @@ macro_rules! ctx {
 
 pub(super) struct Controller {
     cfg: RunConfig,
-    rec: Reconciler,
+    /// The controller's own account and each Target's, one reconciler each.
+    fleet: Fleet,
+    /// Each Target gets its own limiter with these limits.
+    limits: crate::aws::limit::RateLimits,
     shared: Arc<Shared>,
     queue: Option<Queue>,
     manifests: Manifests,
@@ -72,6 +76,7 @@ impl Controller {
         queue: Option<Queue>,
         notifier: crate::notify::Notifier,
         lease: Option<Arc<super::lease::Lease>>,
+        limits: crate::aws::limit::RateLimits,
     ) -> Self {
         let rec = Reconciler {
             aws,
@@ -98,7 +103,8 @@ impl Controller {
             last_observed: None,
             lease,
             cfg,
-            rec,
+            fleet: Fleet { members: vec![crate::fleet::Member { target: None, reconciler: Ok(rec) }] },
+            limits,
             shared,
             queue,
         }
@@ -212,7 +218,9 @@ impl Controller {
                 f
             })
         };
-        let result = self.rec.apply_holding(&self.manifests.desired, &hold).await;
+        self.fleet.sync(&self.manifests.desired, &self.limits).await;
+        self.report_targets();
+        let result = self.fleet.apply_holding(&self.manifests.desired, &hold).await;
         let m = self.shared.metrics.clone();
         m.reconcile_seconds.observe(started.elapsed().as_secs_f64());
         self.retry_at = None;
@@ -221,7 +229,13 @@ impl Controller {
                 self.pass_failures = 0;
                 let failed = report.results.iter().any(|r| r.error.is_some() && !r.held);
                 self.record(&report);
-                self.index = ValueIndex::build(&self.manifests.desired, &secret_arns(&report.observed));
+                let scopes = self
+                    .fleet
+                    .members
+                    .iter()
+                    .filter_map(|m| Some((m.target.clone()?, m.reconciler.as_ref().ok()?.aws.scope.clone())))
+                    .collect();
+                self.index = ValueIndex::build_in(&self.manifests.desired, &secret_arns(&report.observed), &scopes);
                 let updated: BTreeSet<String> = report
                     .plan
                     .objects
@@ -231,7 +245,7 @@ impl Controller {
                     .collect();
                 if self.last_observed.is_none() {
                     let ctx = Ctx {
-                        aws: &self.rec.aws,
+                        clients: &crate::fleet::ByService { fleet: &self.fleet, desired: &self.manifests.desired },
                         desired: &self.manifests.desired,
                         shared: &self.shared,
                         observed: Some(&report.observed),
@@ -266,6 +280,37 @@ impl Controller {
         self.shared.board().last_reconcile = Some(format_rfc3339(now()));
     }
 
+    /// Each Target on /status: connected, or why its role cannot be assumed.
+    fn report_targets(&self) {
+        let mut board = self.shared.board();
+        board.targets = self
+            .fleet
+            .members
+            .iter()
+            .filter_map(|m| {
+                let t = m.target.clone()?;
+                let status = match &m.reconciler {
+                    Ok(r) => super::status::TargetStatus {
+                        account: r.aws.scope.account.clone(),
+                        region: r.aws.scope.region.clone(),
+                        connected: true,
+                        error: None,
+                    },
+                    Err(e) => {
+                        let def = self.manifests.desired.targets.get(&t);
+                        super::status::TargetStatus {
+                            account: def.map(|d| d.account.clone()).unwrap_or_default(),
+                            region: def.map(|d| d.region.clone()).unwrap_or_default(),
+                            connected: false,
+                            error: Some(e.to_string()),
+                        }
+                    }
+                };
+                Some((t, status))
+            })
+            .collect();
+    }
+
     /// Status and holds from one pass's report.
     fn record(&mut self, report: &ApplyReport) {
         let t = now();
@@ -275,7 +320,7 @@ impl Controller {
         let prune = &report.plan.prune;
         let pruned: BTreeMap<_, _> = report.results.iter().filter(|r| r.pruned).map(|r| (&r.key, r)).collect();
         board.prune = (!prune.objects.is_empty()).then(|| PruneStatus {
-            enabled: self.rec.prune.enabled,
+            enabled: self.fleet.home().prune.enabled,
             guard: prune.guard.clone(),
             objects: prune
                 .objects
@@ -296,6 +341,7 @@ impl Controller {
                 writes: r.map_or(0, |r| r.ops),
                 failure,
                 kept_invalid: self.manifests.kept_invalid.contains(&plan.key),
+                refused: self.manifests.desired.refused.contains(&plan.key),
             };
             let st = board.object(&plan.key, t);
             st.judge(&verdicts(outcome), t);
@@ -348,12 +394,12 @@ impl Controller {
     }
 
     pub async fn on_messages(&mut self, batch: Vec<Message>) {
-        let scope = self.rec.aws.scope.clone();
+        let scopes = self.fleet.scopes();
         let mut deployments = Vec::new();
         let received: Vec<Received> = batch
             .into_iter()
             .map(|msg| {
-                let event = crate::events::read(&msg.body, &scope);
+                let event = crate::events::read_from(&msg.body, &scopes);
                 if let Some(sent) = event.time {
                     self.shared.metrics.queue_lag_seconds.set((now() - sent).max(0.0));
                 }

@@ -94,7 +94,7 @@ pub(crate) use crate::follow::now;
 
 /// Runs until SIGTERM/SIGINT; returns once in-flight work is finished.
 pub async fn run(cfg: RunConfig, metrics: Arc<Metrics>, limits: crate::aws::limit::RateLimits) -> anyhow::Result<()> {
-    let aws = Aws::connect(metrics.clone(), limits).await?;
+    let aws = Aws::connect(metrics.clone(), limits.clone()).await?;
     let shared = Arc::new(Shared::new(metrics));
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -160,7 +160,7 @@ pub async fn run(cfg: RunConfig, metrics: Arc<Metrics>, limits: crate::aws::limi
     }
 
     let notifier = crate::notify::Notifier::start(cfg.notify.clone(), aws.clone(), shared.metrics.clone());
-    let mut ctl = Controller::new(cfg, aws, shared.clone(), queue, notifier, lease.clone());
+    let mut ctl = Controller::new(cfg, aws, shared.clone(), queue, notifier, lease.clone(), limits.clone());
     ctl.start().await;
 
     let mut stop = stop_rx.clone();

@@ -13,6 +13,7 @@ use super::rollouts::{Ctx, Requested, Rollouts, waiting};
 use super::status::Verdict;
 use crate::aws::retry::Backoff;
 use crate::events::{ChangedValue, ValueChange, needs_last_change, serves_event, started_after};
+use crate::fleet::by_account;
 use crate::metrics::ResultLabels;
 use crate::model::{Kind, ObjectKey};
 use crate::reason::Reason;
@@ -27,20 +28,20 @@ impl Redeployer<'_> {
     /// Redeploys every due service unless it is already fresh. `unread` counts
     /// consecutive failures to read the services (for the retry delay).
     pub async fn due(&self, dues: Vec<Due>, unread: u32, rollouts: &mut Rollouts) -> Vec<(String, Outcome)> {
-        let defs: Vec<_> = dues.iter().filter_map(|d| self.ctx.desired.services.get(&d.service)).collect();
-        let observed = match crate::aws::observe::describe_services(
-            self.ctx.aws,
-            defs.iter().map(|d| (d.cluster.as_str(), d.service_name.as_str())),
-        )
-        .await
-        {
-            Ok(o) => o,
-            Err(e) => {
-                let retry_in = Backoff::CALL.delay(unread);
-                warn!(error = %e, retry_in = ?retry_in, "Could not read services for redeploys; trying again");
-                return dues.into_iter().map(|d| (d.service, Outcome::Unread { retry_in })).collect();
+        // Read in each service's own account, by ten.
+        let defs = dues.iter().filter_map(|d| self.ctx.desired.services.get(&d.service));
+        let mut observed = BTreeMap::new();
+        for (aws, defs) in by_account(defs, |d| self.ctx.aws(&d.name)) {
+            let pairs = defs.iter().map(|d| (d.cluster.as_str(), d.service_name.as_str()));
+            match crate::aws::observe::describe_services(aws, pairs).await {
+                Ok(o) => observed.extend(o),
+                Err(e) => {
+                    let retry_in = Backoff::CALL.delay(unread);
+                    warn!(error = %e, retry_in = ?retry_in, "Could not read services for redeploys; trying again");
+                    return dues.into_iter().map(|d| (d.service, Outcome::Unread { retry_in })).collect();
+                }
             }
-        };
+        }
         let mut last_changes = BTreeMap::new();
         let mut outcomes = Vec::new();
         for due in dues {
@@ -127,7 +128,12 @@ impl Redeployer<'_> {
             .map(|(_, v)| (*v).clone())
             .collect();
         if !unread.is_empty() {
-            let read = crate::aws::observe::last_change_times(self.ctx.aws, &unread, self.concurrency).await;
+            // Each value's change time is read in its own account.
+            let mut read = BTreeMap::new();
+            for (aws, values) in by_account(unread.iter().cloned(), |v| self.ctx.clients.aws_for_value(v)) {
+                let values: BTreeSet<ChangedValue> = values.into_iter().collect();
+                read.extend(crate::aws::observe::last_change_times(aws, &values, self.concurrency).await);
+            }
             for v in unread {
                 let t = read.get(&v).copied();
                 last_changes.insert(v, t);

@@ -75,8 +75,6 @@ impl Manifests {
         // A refused object is treated as an invalid one: its last good version
         // (which passed the same rules) is kept, and nothing is pruned meanwhile.
         diags.extend(load.refusals);
-        let mut held = hold_targets(&mut fresh);
-        diags.append(&mut held);
         fresh.load_errors = diags.len();
         fresh.platform = self.platform.clone();
         let mut out = Reloaded {
@@ -114,47 +112,6 @@ impl Manifests {
         self.desired = fresh;
         out
     }
-}
-
-/// `run` does not reach Targets yet (`apply` does): a Target, and every
-/// object that names one, is held as invalid (never applied in the
-/// controller's own account instead), with a diagnostic saying so.
-fn hold_targets(d: &mut Desired) -> Vec<crate::manifest::Diagnostic> {
-    let mut diags = Vec::new();
-    let mut hold = |key: ObjectKey, origin: &crate::model::Origin, why: String| {
-        diags.push(crate::manifest::Diagnostic {
-            path: origin.path.clone(),
-            line: origin.line,
-            column: 1,
-            message: format!("{key}: {why}"),
-            source_line: None,
-        });
-        key
-    };
-    let why = || "`run` does not manage Targets yet; apply objects in other accounts with `secretwire apply`".into();
-    let mut keys = Vec::new();
-    for (n, t) in &d.targets {
-        keys.push(hold(ObjectKey::new(Kind::Target, n), &t.origin, why()));
-    }
-    for (n, p) in d.parameters.iter().filter(|(_, p)| p.target.is_some()) {
-        keys.push(hold(ObjectKey::new(Kind::Parameter, n), &p.origin, why()));
-    }
-    for (n, s) in d.secrets.iter().filter(|(_, s)| s.target.is_some()) {
-        keys.push(hold(ObjectKey::new(Kind::Secret, n), &s.origin, why()));
-    }
-    for (n, s) in d.services.iter().filter(|(_, s)| s.target.is_some()) {
-        keys.push(hold(ObjectKey::new(Kind::Service, n), &s.origin, why()));
-    }
-    for key in keys {
-        match key.kind {
-            Kind::Parameter => drop(d.parameters.remove(&key.name)),
-            Kind::Secret => drop(d.secrets.remove(&key.name)),
-            Kind::Service => drop(d.services.remove(&key.name)),
-            Kind::Target => drop(d.targets.remove(&key.name)),
-        }
-        d.invalid.insert(key);
-    }
-    diags
 }
 
 /// Every manifest file's path, mtime and size.

@@ -15,6 +15,7 @@ use super::now;
 use super::status::{Redeploy, Shared};
 use crate::aws::{Aws, AwsError};
 use crate::events::{DeploymentEvent, format_rfc3339};
+use crate::fleet::AwsFor;
 use crate::metrics::{OutcomeLabels, ReasonLabels};
 use crate::model::{Desired, Kind, ObjectKey};
 use crate::notify::{Notification, Notifier};
@@ -25,11 +26,18 @@ use crate::rollout::{Ended, Outcome, Started, Trigger};
 
 /// What the room reads and writes besides its own state.
 pub(super) struct Ctx<'a> {
-    pub aws: &'a Aws,
+    /// Each service's clients (its Target's, else the controller's own).
+    pub clients: &'a dyn AwsFor,
     pub desired: &'a Desired,
     pub shared: &'a Shared,
     /// The last pass's observation, for diagnoses.
     pub observed: Option<&'a Observed>,
+}
+
+impl Ctx<'_> {
+    pub fn aws(&self, service: &str) -> &Aws {
+        self.clients.aws_for(service)
+    }
 }
 
 /// What became of a requested redeploy.
@@ -85,9 +93,13 @@ impl Rollouts {
     /// Forces the deployment of `w` and follows it.
     async fn start(&mut self, ctx: &Ctx<'_>, w: &Waiting) -> Result<Vec<Effect>, AwsError> {
         let Some(def) = ctx.desired.services.get(&w.service) else { return Ok(Vec::new()) };
-        let deployment =
-            crate::aws::write::force_new_deployment(ctx.aws, &def.cluster, &def.service_name, w.before.as_deref())
-                .await?;
+        let deployment = crate::aws::write::force_new_deployment(
+            ctx.aws(&w.service),
+            &def.cluster,
+            &def.service_name,
+            w.before.as_deref(),
+        )
+        .await?;
         let reason = w.trigger.as_str();
         ctx.shared.metrics.redeploys.get_or_create(&ReasonLabels { reason: reason.into() }).inc();
         {
@@ -107,7 +119,7 @@ impl Rollouts {
             return Ok(Vec::new());
         };
         let tag = crate::rollout::tag_value(&id, w.trigger, now());
-        crate::aws::write::record_rollout(ctx.aws, &def.cluster, &def.service_name, &tag).await;
+        crate::aws::write::record_rollout(ctx.aws(&w.service), &def.cluster, &def.service_name, &tag).await;
         Ok(self.opened(
             ctx.shared,
             Started {
@@ -216,7 +228,8 @@ impl Rollouts {
                     // controller does not redeploy what the wave holds.
                     if let (Some(def), Some(failed)) = (ctx.desired.services.get(&w.service), &w.failed) {
                         let tag = crate::rollout::held_tag_value(now(), failed);
-                        crate::aws::write::record_rollout(ctx.aws, &def.cluster, &def.service_name, &tag).await;
+                        crate::aws::write::record_rollout(ctx.aws(&w.service), &def.cluster, &def.service_name, &tag)
+                            .await;
                     }
                 }
             }
@@ -233,7 +246,7 @@ impl Rollouts {
 
     /// Ends timed-out rollouts and reads the due ones (DescribeServices by ten).
     pub async fn wake(&mut self, ctx: &Ctx<'_>) -> Vec<String> {
-        let read = crate::follow::read_due(ctx.aws, &mut self.tracker).await;
+        let read = crate::follow::read_due(ctx.clients, &mut self.tracker).await;
         self.service_events.extend(read.events);
         for (service, p) in read.progress {
             ctx.shared.board().object(&key(&service), now()).rollout_progress(p);
@@ -304,7 +317,7 @@ impl Rollouts {
 
     async fn diagnose(&self, ctx: &Ctx<'_>, e: &Ended) -> Option<Diagnosis> {
         let events = self.service_events.get(&e.started.service).map(Vec::as_slice).unwrap_or_default();
-        crate::follow::diagnose(ctx.aws, ctx.desired, ctx.observed, e, events).await
+        crate::follow::diagnose(ctx.aws(&e.started.service), ctx.desired, ctx.observed, e, events).await
     }
 }
 

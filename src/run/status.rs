@@ -79,6 +79,8 @@ pub struct PassOutcome<'a> {
     pub failure: Option<&'a Failure>,
     /// Its manifest is invalid; this is its last good version.
     pub kept_invalid: bool,
+    /// Of `kept_invalid`: the manifest is well-formed but a tenant rule refuses it.
+    pub refused: bool,
 }
 
 /// `(Ready, Synced)` for one object after a pass: the one place they are decided.
@@ -91,10 +93,12 @@ pub fn verdicts(o: PassOutcome<'_>) -> (Verdict, Verdict) {
         return (Verdict::no(f.reason, &f.message), Verdict::no(f.reason, &f.message));
     }
     if o.kept_invalid {
-        return (
-            Verdict::no(Reason::InvalidManifest, "manifest is invalid; keeping the last good version"),
-            Verdict::yes(Reason::LastGoodVersion, ""),
-        );
+        let msg = if o.refused {
+            "refused by a tenant rule; keeping the last good version"
+        } else {
+            "manifest is invalid; keeping the last good version"
+        };
+        return (Verdict::no(Reason::InvalidManifest, msg), Verdict::yes(Reason::LastGoodVersion, ""));
     }
     let drift: Vec<String> = o.plan.problems.iter().map(|p| format!("{}: {}", p.resource, p.message)).collect();
     let synced = if !drift.is_empty() {
@@ -291,6 +295,21 @@ pub struct StatusBoard {
     /// What the last pass found not declared any more, and what prune did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prune: Option<PruneStatus>,
+    /// Each declared Target, by name: reached through its role, or why not.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub targets: BTreeMap<String, TargetStatus>,
+}
+
+/// A Target as the last pass found it.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetStatus {
+    pub account: String,
+    pub region: String,
+    /// Its role was assumed; its objects are reconciled.
+    pub connected: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Prune as the last pass saw it.
@@ -353,7 +372,7 @@ mod tests {
     }
 
     fn outcome<'a>(plan: &'a ObjectPlan, failure: Option<&'a Failure>, kept_invalid: bool) -> PassOutcome<'a> {
-        PassOutcome { plan, writes: 0, failure, kept_invalid }
+        PassOutcome { plan, writes: 0, failure, kept_invalid, refused: false }
     }
 
     #[test]

@@ -246,20 +246,103 @@ async fn one_controller_applies_to_three_accounts_and_two_regions_through_their_
     assert!(w["rolePolicy"].to_string().contains(&format!("arn:aws:iam::{WEST}:role/west-web-execution")), "{w}");
 }
 
+/// An EventBridge event as it reaches the controller's queue from another
+/// account (moto delivers no event across accounts: the test plays
+/// EventBridge's delivery, the envelope is AWS's).
+fn foreign_event(account: &str, region: &str, source: &str, detail_type: &str, detail: serde_json::Value) -> String {
+    serde_json::json!({
+        "version": "0",
+        "id": format!("{account}-{}", epoch_now()),
+        "detail-type": detail_type,
+        "source": source,
+        "account": account,
+        "time": rfc3339_now(),
+        "region": region,
+        "resources": [],
+        "detail": detail
+    })
+    .to_string()
+}
+
+async fn force(sdk: &aws_config::SdkConfig, cluster: &str, service: &str) {
+    let ecs = aws_sdk_ecs::Client::new(sdk);
+    ecs.update_service().cluster(cluster).service(service).force_new_deployment(true).send().await.unwrap();
+}
+
 #[tokio::test]
-async fn run_holds_what_names_a_target_instead_of_applying_it_at_home() {
+async fn a_rotation_in_the_shared_account_redeploys_its_readers_in_every_account_once() {
     let moto = Moto::start();
     let home = moto.sdk().await;
+    let shared = sdk_in(&moto, SHARED, "us-east-1").await;
+    let west = sdk_in(&moto, WEST, "us-west-2").await;
+    let kms = aws_sdk_kms::Client::new(&shared);
+    let key = kms.create_key().send().await.unwrap().key_metadata().unwrap().arn().unwrap().to_string();
+    kms.create_alias().alias_name("alias/shared").target_key_id(&key).send().await.unwrap();
+    ecs_service(&west, "apps", "web", "web").await;
     ecs_service(&home, "home", "api", "api").await;
     let repo = repo();
-    let run = moto.start_run(repo.path(), &["--no-events"]);
-    run.wait_passes(1);
+    moto.secretwire(&["apply", "-m", &repo.path().display().to_string()], &[]).assert_code(0);
+    // Deployments strictly newer than every value: nothing is stale.
+    tick_past_a_second();
+    force(&west, "apps", "web").await;
+    force(&home, "home", "api").await;
+    tick_past_a_second();
+
+    let run = moto.start_run(repo.path(), &["--debounce", "1s", "--resync-interval", "2s"]);
+    run.wait_ready();
     let status = run.status();
-    let text = status.to_string();
-    assert!(text.contains("`run` does not manage Targets yet"), "{text}");
-    // Nothing of the Targets' was written in the controller's own account.
-    let sm = aws_sdk_secretsmanager::Client::new(&home);
-    assert!(sm.describe_secret().secret_id("shared/db").send().await.is_err());
-    assert!(aws_sdk_ssm::Client::new(&home).get_parameter().name("/west/api-token").send().await.is_err());
-    let _ = run.stop();
+    assert_eq!(status["targets"]["shared"]["connected"], true, "{status}");
+    assert_eq!(status["targets"]["apps-west"]["region"], "us-west-2", "{status}");
+    assert_eq!((run.redeploys("west-web"), run.redeploys("home-api")), (0, 0), "{}", run.log());
+
+    // The shared account rotates its secret; the event arrives twice (at-least-once delivery).
+    let sm = aws_sdk_secretsmanager::Client::new(&shared);
+    let db_arn = sm.describe_secret().secret_id("shared/db").send().await.unwrap().arn().unwrap().to_string();
+    let rotated_at = epoch_now().floor();
+    sm.put_secret_value().secret_id(&db_arn).secret_string("rotated-value").send().await.unwrap();
+    let detail = serde_json::json!({
+        "eventVersion": "1.05",
+        "userIdentity": {"accountId": SHARED, "invokedBy": "secretsmanager.amazonaws.com"},
+        "eventSource": "secretsmanager.amazonaws.com",
+        "eventName": "RotationSucceeded",
+        "awsRegion": "us-east-1",
+        "additionalEventData": {"SecretId": db_arn},
+        "eventType": "AwsServiceEvent",
+        "recipientAccountId": SHARED
+    });
+    let body = foreign_event(SHARED, "us-east-1", "aws.secretsmanager", "AWS Service Event via CloudTrail", detail);
+    for _ in 0..2 {
+        send_to_queue(&home, "secretwire-default-events", &body).await;
+    }
+    eventually!("both readers redeployed", 60, run, run.redeploys("west-web") == 1 && run.redeploys("home-api") == 1);
+    run.wait_passes(1);
+    assert_eq!((run.redeploys("west-web"), run.redeploys("home-api")), (1, 1), "once each: {}", run.log());
+    // The redeploy happened in the west account itself (its PRIMARY deployment is new).
+    let west_svc = aws_sdk_ecs::Client::new(&west).describe_services().cluster("apps").services("web").send().await;
+    let west_svc = west_svc.unwrap();
+    let primary = west_svc.services()[0].deployments().iter().find(|d| d.status() == Some("PRIMARY")).unwrap();
+    assert!(primary.created_at().unwrap().as_secs_f64() >= rotated_at, "{primary:?}");
+
+    // A parameter changes in the west account: only its reader there is redeployed.
+    let ssm = aws_sdk_ssm::Client::new(&west);
+    ssm.put_parameter().name("/west/api-token").value("new").overwrite(true).send().await.unwrap();
+    let detail = serde_json::json!({"operation": "Update", "name": "/west/api-token", "type": "String"});
+    let body = foreign_event(WEST, "us-west-2", "aws.ssm", "Parameter Store Change", detail);
+    send_to_queue(&home, "secretwire-default-events", &body).await;
+    eventually!("the west reader redeployed", 60, run, run.redeploys("west-web") == 2);
+    run.wait_passes(1);
+    assert_eq!(run.redeploys("home-api"), 1, "{}", run.log());
+
+    // The same parameter name in an account secretwire has no Target for changes nothing.
+    let body = foreign_event(
+        "444444444444",
+        "us-west-2",
+        "aws.ssm",
+        "Parameter Store Change",
+        serde_json::json!({"operation": "Update", "name": "/west/api-token", "type": "String"}),
+    );
+    send_to_queue(&home, "secretwire-default-events", &body).await;
+    run.wait_passes(1);
+    assert_eq!(run.redeploys("west-web"), 2, "{}", run.log());
+    assert_eq!(run.stop().0, 0);
 }

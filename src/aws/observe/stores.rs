@@ -26,16 +26,29 @@ pub async fn last_change_times(
 ) -> BTreeMap<ChangedValue, f64> {
     let mut times = BTreeMap::new();
     let (mut names, mut ids) = (Vec::new(), Vec::new());
+    // A parameter of another account's event is named by its ARN: read by
+    // its name there (`/a/b` is `parameter/a/b`, a name without a slash
+    // `parameter/n`), and answered under the ARN.
+    let mut asked: BTreeMap<String, String> = BTreeMap::new();
     for v in values {
         match v {
-            ChangedValue::Parameter(n) => names.push(n.clone()),
+            ChangedValue::Parameter(n) => match n.split_once(":parameter/") {
+                Some((_, rest)) if n.starts_with("arn:") => {
+                    let name = if rest.contains('/') { format!("/{rest}") } else { rest.to_string() };
+                    asked.insert(name.clone(), n.clone());
+                    names.push(name);
+                }
+                _ => names.push(n.clone()),
+            },
             ChangedValue::Secret(id) => ids.push(id.clone()),
         }
     }
     for chunk in names.chunks(50) {
         match async { describe_parameters(aws, names_filter(chunk)?).await }.await {
-            Ok(found) => times
-                .extend(found.into_iter().filter_map(|p| Some((ChangedValue::Parameter(p.name), p.last_modified?)))),
+            Ok(found) => times.extend(found.into_iter().filter_map(|p| {
+                let name = asked.get(&p.name).cloned().unwrap_or(p.name);
+                Some((ChangedValue::Parameter(name), p.last_modified?))
+            })),
             Err(e) => tracing::debug!(error = %e, "Could not read parameter change times"),
         }
     }
