@@ -56,15 +56,17 @@ pub fn role_arn_parts(role_arn: &str) -> Option<(&str, &str)> {
         .then_some((a.partition, a.account))
 }
 
-/// The role an STS caller ARN stands for: `arn:P:sts::A:assumed-role/NAME/SESSION`
-/// -> `arn:P:iam::A:role/NAME` (the role's path is not in an assumed-role
-/// ARN); an IAM user or role ARN as it is.
+/// The principal a trust policy names for an STS caller ARN:
+/// `arn:P:sts::A:assumed-role/NAME/SESSION` -> `arn:P:iam::A:role/NAME` (the
+/// role's path is not in an assumed-role ARN); another STS identity (a
+/// federated user) -> the account, `arn:P:iam::A:root`; an IAM user or role
+/// ARN as it is.
 pub fn caller_principal(caller_arn: &str) -> String {
     match Arn::parse(caller_arn) {
         Some(a) if a.service == "sts" => match a.resource.strip_prefix("assumed-role/").and_then(|r| r.split_once('/'))
         {
             Some((role, _)) => format!("arn:{}:iam::{}:role/{role}", a.partition, a.account),
-            None => caller_arn.to_string(),
+            None => format!("arn:{}:iam::{}:root", a.partition, a.account),
         },
         _ => caller_arn.to_string(),
     }
@@ -328,5 +330,6 @@ mod role_tests {
             "arn:aws:iam::123456789012:role/secretwire"
         );
         assert_eq!(caller_principal("arn:aws:iam::123456789012:user/ci"), "arn:aws:iam::123456789012:user/ci");
+        assert_eq!(caller_principal("arn:aws:sts::123456789012:federated-user/bob"), "arn:aws:iam::123456789012:root");
     }
 }

@@ -619,7 +619,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                     lease: None,
                 };
                 let scope = crate::arn::Scope::new(&t.region, &t.account);
-                let role_policy = crate::policy::controller_policy(&part, &scope, wants, &Default::default());
+                let mut role_policy = crate::policy::controller_policy(&part, &scope, wants, &Default::default());
+                if !apply_only && let Some(st) = role_policy["Statement"].as_array_mut() {
+                    st.extend(crate::policy::forwarding_statements(&scope, &cli.controller_id, &name));
+                }
                 print_json(&serde_json::json!({
                     "target": name,
                     "account": t.account,
@@ -662,7 +665,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             };
             let policy = crate::policy::controller_policy(&d, &aws.scope, wants, &families);
             let roles = whole.targets.values().map(|t| t.role_arn.clone()).collect();
-            print_json(&crate::policy::with_target_roles(policy, &roles));
+            let other_region = whole.targets.values().any(|t| t.region != aws.scope.region);
+            let bus = (!apply_only && other_region).then(|| crate::aws::forward::home_bus_arn(&aws.scope));
+            print_json(&crate::policy::with_target_roles(policy, &roles, bus));
             Ok(0)
         }
     }

@@ -301,16 +301,39 @@ pub struct Wants<'a> {
     pub lease: Option<&'a str>,
 }
 
-/// The controller's policy with `sts:AssumeRole` on exactly the Targets' roles.
-pub fn with_target_roles(mut policy: Value, role_arns: &BTreeSet<String>) -> Value {
-    if !role_arns.is_empty()
-        && let Some(st) = policy["Statement"].as_array_mut()
-    {
-        st.push(
-            json!({"Sid": "AssumeTargetRoles", "Effect": "Allow", "Action": "sts:AssumeRole", "Resource": role_arns}),
-        );
+/// The controller's policy with `sts:AssumeRole` on exactly the Targets'
+/// roles and, for `run` with a Target in another region, letting that
+/// Target's account put events on the controller's default bus.
+pub fn with_target_roles(mut policy: Value, role_arns: &BTreeSet<String>, bus: Option<String>) -> Value {
+    if let Some(st) = policy["Statement"].as_array_mut() {
+        if !role_arns.is_empty() {
+            st.push(json!({"Sid": "AssumeTargetRoles", "Effect": "Allow", "Action": "sts:AssumeRole", "Resource": role_arns}));
+        }
+        if let Some(bus) = bus {
+            st.push(json!({"Sid": "ReadControllerBus", "Effect": "Allow", "Action": "events:DescribeEventBus", "Resource": bus}));
+            // PutPermission has no resource type to scope it by (Service Authorization Reference).
+            st.push(json!({"Sid": "LetTargetsPutEvents", "Effect": "Allow", "Action": "events:PutPermission", "Resource": "*"}));
+        }
     }
     policy
+}
+
+/// What a Target's role needs besides its part of the repo for `run` to
+/// forward the Target's events: its forwarding role (created, tagged, its
+/// one inline policy), passed to EventBridge only, and the rules.
+pub fn forwarding_statements(scope: &Scope, controller_id: &str, target: &str) -> Vec<Value> {
+    let Scope { partition: p, region: r, account: a } = scope;
+    let role = format!("arn:{p}:iam::{a}:role/{}", crate::aws::forward::role_name(controller_id, target));
+    vec![
+        json!({"Sid": "ForwardingRole", "Effect": "Allow",
+               "Action": ["iam:GetRole", "iam:CreateRole", "iam:TagRole", "iam:GetRolePolicy", "iam:PutRolePolicy"],
+               "Resource": role}),
+        json!({"Sid": "PassForwardingRole", "Effect": "Allow", "Action": "iam:PassRole", "Resource": role,
+               "Condition": {"StringEquals": {"iam:PassedToService": "events.amazonaws.com"}}}),
+        json!({"Sid": "ForwardingRules", "Effect": "Allow",
+               "Action": ["events:DescribeRule", "events:PutRule", "events:TagResource", "events:ListTargetsByRule", "events:PutTargets"],
+               "Resource": format!("arn:{p}:events:{r}:{a}:rule/secretwire-{controller_id}-*")}),
+    ]
 }
 
 /// The trust policy a Target's role needs: the controller's principal may

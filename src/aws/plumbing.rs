@@ -29,8 +29,15 @@ pub fn queue_name(controller_id: &str) -> String {
     format!("secretwire-{controller_id}-events")
 }
 
-/// Ensures the queue, dead-letter queue, policy and rules; returns the queue URL.
-pub async fn ensure(aws: &Aws, controller_id: &str, max_receives: u32) -> Result<String, AwsError> {
+/// Ensures the queue, dead-letter queue, policy and rules; returns the queue
+/// URL and ARN. `forwarders`: the roles Targets in this region send their
+/// events as (`forward`), which the queue policy allows besides the rules.
+pub async fn ensure(
+    aws: &Aws,
+    controller_id: &str,
+    max_receives: u32,
+    forwarders: &[String],
+) -> Result<(String, String), AwsError> {
     let name = queue_name(controller_id);
     let tags: HashMap<String, String> = [
         (TAG_MANAGED_BY.to_string(), controller_id.to_string()),
@@ -62,10 +69,10 @@ pub async fn ensure(aws: &Aws, controller_id: &str, max_receives: u32) -> Result
     }
     let sources: Vec<&str> = rule_arns.iter().map(|(_, a)| a.as_str()).collect();
     let redrive = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receives});
-    ensure_queue_policy(aws, &url, &arn, &sources, Some((&redrive, max_receives))).await?;
+    ensure_queue_policy(aws, &url, &arn, &sources, forwarders, Some((&redrive, max_receives))).await?;
     // Events EventBridge could not deliver (after its retries) go to the DLQ, so
     // none is dropped without trace; the DLQ lets the same rules send.
-    ensure_queue_policy(aws, &dlq_url, &dlq_arn, &sources, None).await?;
+    ensure_queue_policy(aws, &dlq_url, &dlq_arn, &sources, &[], None).await?;
     for (rule, _) in &rule_arns {
         let targets =
             aws.events.list_targets_by_rule().rule(rule).send().await.map_err(|e| classify("ListTargetsByRule", e))?;
@@ -95,7 +102,7 @@ pub async fn ensure(aws: &Aws, controller_id: &str, max_receives: u32) -> Result
             info!(rule = %rule, queue = %arn, dead_letter_queue = %dlq_arn, "Pointed rule at the queue");
         }
     }
-    Ok(url)
+    Ok((url, arn))
 }
 
 async fn queue(
@@ -138,7 +145,7 @@ async fn queue_arn(aws: &Aws, url: &str) -> Result<String, AwsError> {
 }
 
 /// The rule with this pattern; returns its ARN.
-async fn ensure_rule(
+pub(super) async fn ensure_rule(
     aws: &Aws,
     rule: &str,
     pattern: &Value,
@@ -181,9 +188,10 @@ async fn ensure_queue_policy(
     url: &str,
     arn: &str,
     sources: &[&str],
+    forwarders: &[String],
     redrive: Option<(&Value, u32)>,
 ) -> Result<(), AwsError> {
-    let policy = json!({
+    let mut policy = json!({
         "Version": "2012-10-17",
         "Statement": [{
             "Sid": "OnlySecretwireRules",
@@ -194,6 +202,18 @@ async fn ensure_queue_policy(
             "Condition": {"ArnEquals": {"aws:SourceArn": sources}}
         }]
     });
+    if !forwarders.is_empty() {
+        // A Target's rules send as their execution role (cross-account delivery).
+        policy["Statement"].as_array_mut().into_iter().for_each(|st| {
+            st.push(json!({
+                "Sid": "SecretwireTargets",
+                "Effect": "Allow",
+                "Principal": {"AWS": forwarders},
+                "Action": "sqs:SendMessage",
+                "Resource": arn
+            }))
+        });
+    }
     let have = aws
         .sqs
         .get_queue_attributes()

@@ -32,6 +32,8 @@ pub struct Receipt {
 pub struct Queue {
     pub aws: Aws,
     pub url: String,
+    /// Known when secretwire owns the queue (Targets forward their events to it).
+    pub arn: Option<String>,
 }
 
 /// SQS's longest visibility timeout.

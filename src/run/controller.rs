@@ -66,6 +66,8 @@ pub(super) struct Controller {
     last_observed: Option<Observed>,
     /// `--lease`: every batch of writes is fenced by it.
     lease: Option<Arc<super::lease::Lease>>,
+    /// Targets whose events are forwarded to the queue (secretwire's own queue only).
+    forwarding: BTreeMap<String, crate::aws::forward::Forwarding>,
 }
 
 impl Controller {
@@ -102,6 +104,7 @@ impl Controller {
             ),
             last_observed: None,
             lease,
+            forwarding: BTreeMap::new(),
             cfg,
             fleet: Fleet { members: vec![crate::fleet::Member { target: None, reconciler: Ok(rec) }] },
             limits,
@@ -209,6 +212,9 @@ impl Controller {
         }
         let started = Instant::now();
         debug!(trigger = why, "Reconcile pass");
+        self.fleet.sync(&self.manifests.desired, &self.limits).await;
+        self.forward_events().await;
+        self.report_targets();
         let holds = &self.holds;
         let hold = |p: &ObjectPlan| {
             holds.holding(p, started).map(|h| {
@@ -218,8 +224,6 @@ impl Controller {
                 f
             })
         };
-        self.fleet.sync(&self.manifests.desired, &self.limits).await;
-        self.report_targets();
         let result = self.fleet.apply_holding(&self.manifests.desired, &hold).await;
         let m = self.shared.metrics.clone();
         m.reconcile_seconds.observe(started.elapsed().as_secs_f64());
@@ -278,6 +282,48 @@ impl Controller {
             }
         }
         self.shared.board().last_reconcile = Some(format_rfc3339(now()));
+    }
+
+    /// With the queue secretwire owns: every connected Target's rules forward
+    /// its events here (set up once per Target; one that fails is tried
+    /// again next pass, and its rotations are caught by the stale backstop
+    /// meanwhile), and the queue policy and the bus allow them.
+    async fn forward_events(&mut self) {
+        let Some((url, arn)) = self.queue.as_ref().and_then(|q| Some((q.url.clone(), q.arn.clone()?))) else { return };
+        let fleet = &self.fleet;
+        self.forwarding.retain(|t, _| fleet.member(Some(t)).is_some());
+        let home = &self.fleet.home().aws;
+        let mut added = false;
+        for m in self.fleet.members.iter().skip(1) {
+            let (Some(t), Ok(r)) = (&m.target, &m.reconciler) else { continue };
+            if self.forwarding.contains_key(t) {
+                continue;
+            }
+            match crate::aws::forward::ensure(&r.aws, &home.scope, &arn, &r.controller_id).await {
+                Ok(f) => {
+                    self.forwarding.insert(t.clone(), f);
+                    added = true;
+                }
+                Err(e) => {
+                    warn!(target = %t, error = %e, "Could not forward the Target's events; the stale backstop catches its rotations meanwhile")
+                }
+            }
+        }
+        if !added {
+            return;
+        }
+        let roles: Vec<String> = self.forwarding.values().filter(|f| f.to_queue).map(|f| f.role_arn.clone()).collect();
+        let forwards: Vec<_> = self.forwarding.values().cloned().collect();
+        let id = &self.cfg.controller_id;
+        let res = match crate::aws::plumbing::ensure(home, id, self.cfg.max_receives, &roles).await {
+            Ok(_) => crate::aws::forward::allow_on_bus(home, &forwards, id).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = res {
+            warn!(error = %e, queue = %url, "Could not let the Targets' rules send; tried again next pass");
+            // Forget them all, so the next pass writes the policies again.
+            self.forwarding.clear();
+        }
     }
 
     /// Each Target on /status: connected, or why its role cannot be assumed.

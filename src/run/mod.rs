@@ -140,17 +140,18 @@ pub async fn run(cfg: RunConfig, metrics: Arc<Metrics>, limits: crate::aws::limi
         l.spawn_renewer();
     }
 
-    let url = match &cfg.events {
+    let (url, arn) = match &cfg.events {
         EventsMode::Ensure => {
             // Transient failures (throttling, 5xx) at startup are ridden out, not fatal.
-            let ensure = || crate::aws::plumbing::ensure(&aws, &cfg.controller_id, cfg.max_receives);
-            Some(ensure.retry(Backoff::CALL).when(|e: &AwsError| e.transient).await?)
+            let ensure = || crate::aws::plumbing::ensure(&aws, &cfg.controller_id, cfg.max_receives, &[]);
+            let (url, arn) = ensure.retry(Backoff::CALL).when(|e: &AwsError| e.transient).await?;
+            (Some(url), Some(arn))
         }
-        EventsMode::Queue(u) => Some(u.clone()),
-        EventsMode::Off => None,
+        EventsMode::Queue(u) => (Some(u.clone()), None),
+        EventsMode::Off => (None, None),
     };
     shared.board().events_queue = url.clone();
-    let queue = url.map(|url| Queue { aws: aws.clone(), url });
+    let queue = url.map(|url| Queue { aws: aws.clone(), url, arn });
     let (msg_tx, mut msg_rx) = mpsc::channel::<Vec<Message>>(4);
     if let Some(q) = &queue {
         // A message held for its debounce window must not come back meanwhile.

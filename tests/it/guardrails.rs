@@ -284,7 +284,7 @@ async fn run_holds_every_reload_to_the_tenant_rules_and_keeps_the_last_good_vers
     let tenants = outside.path().join("tenants.yaml").display().to_string();
     let mut cmd = moto.command();
     cmd.env("REGISTRY_CREDENTIALS", REGISTRY_CREDENTIALS);
-    let run = start_run_with(cmd, repo.path(), &["--tenants", &tenants, "--no-events"]);
+    let run = start_run_with(cmd, repo.path(), &["--tenants", &tenants, "--no-events", "--resync-interval", "2s"]);
     let ready = |run: &Running, object: &str| run.status()["objects"][object]["conditions"][0].clone();
     eventually!("web applied", 60, run, ready(&run, "Service/web")["status"] == "True");
     let worker = ready(&run, "Service/worker");

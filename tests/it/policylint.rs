@@ -50,6 +50,31 @@ async fn every_policy_written_or_printed_passes_the_service_authorization_refere
         run.stdout.contains("secretsmanager:RotateSecret") && run.stdout.contains("secretsmanager:CancelRotateSecret")
     );
     write("policy with rotation".into(), "identity", serde_json::from_str(&run.stdout).unwrap());
+    // With Targets: the controller's policy, each Target's role and trust
+    // policy, and the forwarding role `run` makes in each Target's account.
+    let fleet = crate::targets::repo();
+    let fleet_dir = fleet.path().display().to_string();
+    let run = moto.secretwire(&["policy", "-m", &fleet_dir, "--prune"], &[]);
+    run.assert_code(0);
+    assert!(run.stdout.contains("AssumeTargetRoles") && run.stdout.contains("LetTargetsPutEvents"), "{}", run.stdout);
+    write("policy with targets".into(), "identity", serde_json::from_str(&run.stdout).unwrap());
+    for target in ["shared", "apps-west"] {
+        let run = moto.secretwire(&["policy", "-m", &fleet_dir, "--prune", "--target", target], &[]);
+        run.assert_code(0);
+        let doc = run.json();
+        write(format!("{target} role policy"), "identity", doc["rolePolicy"].clone());
+        write(format!("{target} trust policy"), "trust", doc["trustPolicy"].clone());
+    }
+    let home = secretwire::arn::Scope::new("us-east-1", "123456789012");
+    let queue = "arn:aws:sqs:us-east-1:123456789012:secretwire-default-events";
+    for to_queue in [true, false] {
+        write(
+            format!("forwarding {to_queue}"),
+            "identity",
+            secretwire::aws::forward::role_policy(&home, queue, to_queue),
+        );
+    }
+    write("forwarding trust".into(), "trust", secretwire::aws::forward::role_trust("222222222222"));
     let sdk = moto.sdk().await;
     let iam = aws_sdk_iam::Client::new(&sdk);
     let roles = iam.list_roles().send().await.unwrap();

@@ -70,7 +70,7 @@ fn statement<'a>(doc: &'a serde_json::Value, sid: &str) -> &'a serde_json::Value
     doc["Statement"].as_array().unwrap().iter().find(|s| s["Sid"] == sid).unwrap_or_else(|| panic!("{sid} in {doc}"))
 }
 
-fn repo() -> tempfile::TempDir {
+pub(crate) fn repo() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let manifests = format!(
         r#"apiVersion: secretwire.dev/v1alpha1
@@ -294,6 +294,49 @@ async fn a_rotation_in_the_shared_account_redeploys_its_readers_in_every_account
     assert_eq!(status["targets"]["shared"]["connected"], true, "{status}");
     assert_eq!(status["targets"]["apps-west"]["region"], "us-west-2", "{status}");
     assert_eq!((run.redeploys("west-web"), run.redeploys("home-api")), (0, 0), "{}", run.log());
+
+    // Each Target's rules forward its events: straight to the queue from the
+    // controller's region, through the controller's default bus from another.
+    let sqs = aws_sdk_sqs::Client::new(&home);
+    let url = sqs.get_queue_url().queue_name("secretwire-default-events").send().await.unwrap().queue_url.unwrap();
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+        .send()
+        .await
+        .unwrap();
+    let attrs = attrs.attributes().unwrap();
+    let queue_arn = attrs[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
+    let home_bus = "arn:aws:events:us-east-1:123456789012:event-bus/default";
+    for (sdk, account, dest, action) in
+        [(&shared, SHARED, queue_arn.as_str(), "sqs:SendMessage"), (&west, WEST, home_bus, "events:PutEvents")]
+    {
+        let role = if account == SHARED { "secretwire-default-fwd-shared" } else { "secretwire-default-fwd-apps-west" };
+        let role_arn = format!("arn:aws:iam::{account}:role/{role}");
+        let doc = inline_policy(sdk, role).await.unwrap_or_else(|| panic!("{role} in {account}"));
+        assert_eq!(doc["Statement"][0]["Action"], action, "{doc}");
+        assert_eq!(doc["Statement"][0]["Resource"], dest, "{doc}");
+        let events = aws_sdk_eventbridge::Client::new(sdk);
+        for suffix in ["secretsmanager", "ssm", "deployments"] {
+            let rule = format!("secretwire-default-{suffix}");
+            let targets = events.list_targets_by_rule().rule(&rule).send().await.unwrap();
+            let t = &targets.targets()[0];
+            assert_eq!((t.arn(), t.role_arn()), (dest, Some(role_arn.as_str())), "{rule} in {account}");
+        }
+    }
+    let policy: serde_json::Value =
+        serde_json::from_str(&attrs[&aws_sdk_sqs::types::QueueAttributeName::Policy]).unwrap();
+    let allowed = policy["Statement"].as_array().unwrap().iter().find(|s| s["Sid"] == "SecretwireTargets").unwrap();
+    assert_eq!(
+        allowed["Principal"]["AWS"],
+        serde_json::json!([format!("arn:aws:iam::{SHARED}:role/secretwire-default-fwd-shared")]),
+        "only the Target of this region sends to the queue itself: {policy}"
+    );
+    let bus = aws_sdk_eventbridge::Client::new(&home).describe_event_bus().name("default").send().await.unwrap();
+    let bus: serde_json::Value = serde_json::from_str(bus.policy().unwrap()).unwrap();
+    let st = bus["Statement"].as_array().unwrap().iter().find(|s| s["Sid"] == "secretwire-default-apps-west");
+    assert!(st.is_some_and(|s| s.to_string().contains(WEST)), "{bus}");
 
     // The shared account rotates its secret; the event arrives twice (at-least-once delivery).
     let sm = aws_sdk_secretsmanager::Client::new(&shared);
