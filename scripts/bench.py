@@ -112,6 +112,98 @@ spec:
     (Path(directory) / "bench.yaml").write_text("---\n".join(docs))
 
 
+def fleet_manifests(targets, per, directory):
+    """`targets` Targets (one account each, the controller's region) of `per`
+    services each, every service wired as in `manifests` (its own registry
+    secret per Target, so that no read crosses an account)."""
+    docs = []
+    for k in range(targets):
+        account = f"{100000000000 + k}"
+        docs.append(f"""apiVersion: secretwire.dev/v1alpha1
+kind: Target
+metadata: {{ name: t{k} }}
+spec: {{ account: "{account}", region: us-east-1, roleArn: "arn:aws:iam::{account}:role/secretwire-target" }}
+---
+apiVersion: secretwire.dev/v1alpha1
+kind: Secret
+metadata: {{ name: bench/t{k}/registry }}
+spec: {{ target: t{k}, initialValue: {{ fromEnv: REGISTRY_CREDENTIALS }} }}
+""")
+        for i in range(per):
+            s = f"t{k}-svc-{i}"
+            docs.append(f"""apiVersion: secretwire.dev/v1alpha1
+kind: Parameter
+metadata: {{ name: /bench/{s}/db-password }}
+spec: {{ target: t{k}, initialValue: {{ generate: {{ length: 24 }} }} }}
+---
+apiVersion: secretwire.dev/v1alpha1
+kind: Parameter
+metadata: {{ name: /bench/{s}/api-key }}
+spec: {{ target: t{k}, initialValue: {{ generate: {{ length: 24 }} }} }}
+---
+apiVersion: secretwire.dev/v1alpha1
+kind: Secret
+metadata: {{ name: bench/{s}/token }}
+spec: {{ target: t{k}, initialValue: {{ generate: {{ length: 32, excludePunctuation: true }} }} }}
+---
+apiVersion: secretwire.dev/v1alpha1
+kind: Service
+metadata: {{ name: {s} }}
+spec:
+  target: t{k}
+  cluster: bench
+  serviceName: svc-{i}
+  containers:
+    - name: app
+      secrets:
+        - {{ name: DB_PASSWORD, parameter: /bench/{s}/db-password }}
+        - {{ name: API_KEY, parameter: /bench/{s}/api-key }}
+        - {{ name: TOKEN, secret: bench/{s}/token }}
+      repositoryCredentials: {{ secret: bench/t{k}/registry }}
+""")
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    (Path(directory) / "fleet.yaml").write_text("---\n".join(docs))
+
+
+def assumed(moto, account):
+    """A boto3 session acting in `account` (moto switches accounts on AssumeRole)."""
+    c = moto.client("sts").assume_role(RoleArn=f"arn:aws:iam::{account}:role/bench", RoleSessionName="bench")["Credentials"]
+    return lambda name: boto3.client(name, endpoint_url=moto.url, region_name="us-east-1",
+                                     aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
+                                     aws_session_token=c["SessionToken"])
+
+
+def bench_targets(targets, per, work):
+    """One controller, `targets` accounts of `per` services: calls per service
+    beside one account of the same total (issue: the same calls per service)."""
+    moto = Moto()
+    try:
+        d = work / f"fleet-{targets}x{per}"
+        fleet_manifests(targets, per, d)
+        for k in range(targets):
+            client = assumed(moto, f"{100000000000 + k}")
+            ecs = client("ecs")
+            ecs.create_cluster(clusterName="bench")
+            for i in range(per):
+                ecs.register_task_definition(family=f"svc-{i}", containerDefinitions=[
+                    {"name": "app", "image": f"registry.example.com/bench/app:{i}", "memory": 256, "essential": True}])
+                ecs.create_service(cluster="bench", serviceName=f"svc-{i}", taskDefinition=f"svc-{i}", desiredCount=1)
+        args = ["apply", "-m", str(d), "--output", "json", "-q", "--concurrency", "16", "--no-rate-limit"]
+        t_apply, out = timed(args, moto.env)
+        first = json.loads(out)
+        t_noop, out = timed(args, moto.env)
+        noop = json.loads(out)
+        n = targets * per
+        return {"targets": targets, "services_per_target": per,
+                "apply": {"seconds": t_apply, "calls": first["awsCallCount"], "writes": first["awsWriteCount"],
+                          "calls_per_service": first["awsCallCount"] / n,
+                          "assume_role_calls": first["awsCalls"].get("STS:AssumeRole", 0)},
+                "noop_apply": {"seconds": t_noop, "calls": noop["awsCallCount"], "writes": noop["awsWriteCount"],
+                               "calls_per_service": noop["awsCallCount"] / n, "by_operation": noop["awsCalls"]}}
+    finally:
+        moto.stop()
+
+
 def bootstrap(moto, n):
     ecs = moto.client("ecs")
     ecs.create_cluster(clusterName="bench")
@@ -365,6 +457,12 @@ def main():
         r["boto3"] = bench_boto3(n)
         r["ratio_boto3_over_secretwire"] = r["boto3"]["seconds"] / r["apply"]["seconds"]
         results["sizes"].append(r)
+    # BENCH_TARGETS=TxP (default 10x100; 0 skips): one controller, T accounts of P services.
+    spec = os.environ.get("BENCH_TARGETS", "10x100")
+    if spec != "0":
+        t, p = (int(x) for x in spec.split("x"))
+        print(f"... {t} targets x {p} services", file=sys.stderr, flush=True)
+        results["targets"] = bench_targets(t, p, work)
     OUT.mkdir(exist_ok=True)
     (OUT / "results.json").write_text(json.dumps(results, indent=2))
     table(results)
@@ -386,6 +484,15 @@ def table(results):
               f"{f(rot['after_receive_p50'], 1) + ' / ' + f(rot['after_receive_p99'], 1):>28} | "
               f"{f(rot['end_to_end_p50'], 0) + ' / ' + f(rot['end_to_end_p99'], 0):>15} | "
               f"{f(r['rss_mib']['run'], 1) + ' / ' + f(r['rss_mib']['apply'], 1):>17}")
+    if "targets" in results:
+        t = results["targets"]
+        n = t["targets"] * t["services_per_target"]
+        same = next((r for r in results["sizes"] if r["n"] == n), None)
+        print(f"\n{t['targets']} targets x {t['services_per_target']} services: first apply {t['apply']['seconds']:.1f} s, "
+              f"{t['apply']['calls_per_service']:.2f} calls/svc ({t['apply']['assume_role_calls']} AssumeRole); "
+              f"no-op apply {t['noop_apply']['calls_per_service']:.2f} calls/svc, {t['noop_apply']['writes']} writes"
+              + (f"; one account of {n}: {same['apply']['calls'] / n:.2f} and {same['noop_apply']['calls_per_service']:.2f}"
+                 if same else ""))
     v = results["validate"]
     print(f"\nvalidate: {v['objects']} objects in {v['seconds_median']:.3f} s (median of 3)")
     print(f"results: {OUT / 'results.json'}")

@@ -388,6 +388,17 @@ impl ValueRef {
 }
 
 impl ServiceDef {
+    /// Where an observation merged across Targets holds this service: its
+    /// `(cluster, service)`, the cluster prefixed with `<target>/` in a Target
+    /// (ECS cluster names have no `/`), so equal names in two accounts stay apart.
+    pub fn observed_key(&self) -> (String, String) {
+        let cluster = match &self.target {
+            None => self.cluster.clone(),
+            Some(t) => format!("{t}/{}", self.cluster),
+        };
+        (cluster, self.service_name.clone())
+    }
+
     /// Every value reference of the service, in manifest order.
     pub fn value_refs(&self) -> impl Iterator<Item = &ValueRef> {
         self.containers.iter().flat_map(|c| {

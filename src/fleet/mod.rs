@@ -149,10 +149,9 @@ impl Fleet {
             merged.plan.objects.extend(report.plan.objects);
             merge_prune(&mut merged.plan.prune, report.plan.prune, parts[i].target.as_deref());
             merged.results.extend(report.results);
-            if i == 0 {
-                merged.observed = report.observed;
-            } else {
-                merge_observed(&mut merged.observed, report.observed);
+            match parts[i].target.as_deref() {
+                None => merged.observed = report.observed,
+                Some(t) => merge_observed(&mut merged.observed, report.observed, t),
             }
         }
         self.warn_unreachable(desired, &mut merged.plan.objects);
@@ -298,14 +297,17 @@ pub fn by_account<'a, T>(items: impl IntoIterator<Item = T>, aws_of: impl Fn(&T)
     groups
 }
 
-/// Adds one part's observation to the merged one (names are unique across the repo).
-fn merge_observed(into: &mut crate::observed::Observed, o: crate::observed::Observed) {
+/// Adds a Target's observation to the merged one: values and keys by their
+/// names (unique across the repo), services under [`ServiceDef::observed_key`]
+/// and roles as `<target>/<name>` (equal names in two accounts stay apart).
+///
+/// [`ServiceDef::observed_key`]: crate::model::ServiceDef::observed_key
+fn merge_observed(into: &mut crate::observed::Observed, o: crate::observed::Observed, target: &str) {
     into.parameters.extend(o.parameters);
     into.secrets.extend(o.secrets);
     into.keys.extend(o.keys);
-    into.roles.extend(o.roles);
-    into.services.extend(o.services);
-    into.newest_revisions.extend(o.newest_revisions);
+    into.roles.extend(o.roles.into_iter().map(|(n, r)| (format!("{target}/{n}"), r)));
+    into.services.extend(o.services.into_iter().map(|((c, s), v)| ((format!("{target}/{c}"), s), v)));
     into.revisions.extend(o.revisions);
     into.revisions_missing.extend(o.revisions_missing);
 }

@@ -169,3 +169,37 @@ spec:
     assert!(l.desired.targets.contains_key("apps") && !l.desired.targets.contains_key("mine"));
     assert!(l.desired.refused.contains(&ObjectKey::new(Kind::Service, "web")));
 }
+
+#[test]
+fn equal_service_family_and_role_names_are_two_things_in_two_accounts_and_one_in_one() {
+    let svc = |name: &str, target: &str| {
+        format!(
+            "apiVersion: secretwire.dev/v1alpha1\nkind: Service\nmetadata: {{ name: {name} }}\nspec:\n  target: {target}\n  cluster: main\n  serviceName: web\n  taskDefinition: {{ family: web }}\n  executionRole: {{ roleName: web-execution }}\n  containers: [{{ name: web }}]\n"
+        )
+    };
+    let targets = [
+        target("staging", "222222222222", "us-east-1", "arn:aws:iam::222222222222:role/secretwire"),
+        target("prod", "333333333333", "us-east-1", "arn:aws:iam::333333333333:role/secretwire"),
+        target("prod-west", "333333333333", "us-west-2", "arn:aws:iam::333333333333:role/secretwire"),
+    ]
+    .join("---\n");
+    let d = dir_with(&[
+        ("t.yaml", &targets),
+        ("a.yaml", &svc("web-staging", "staging")),
+        ("b.yaml", &svc("web-prod", "prod")),
+    ]);
+    let (desired, diags) = load_dir(d.path());
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(desired.services.len(), 2);
+    // Two regions of one account share IAM: the role is claimed twice there.
+    let d = dir_with(&[
+        ("t.yaml", &targets),
+        ("b.yaml", &svc("web-prod", "prod")),
+        ("c.yaml", &svc("web-west", "prod-west")),
+    ]);
+    let (_, diags) = load_dir(d.path());
+    assert_eq!(
+        located(d.path(), &diags),
+        ["c.yaml:3:19: role `web-execution (account 333333333333)` is already managed by Service/web-prod"]
+    );
+}

@@ -46,7 +46,7 @@ impl Backstop {
     pub fn stale(&self, desired: &Desired, o: &Observed, just_updated: &BTreeSet<String>) -> Vec<Stale> {
         let mut stale = Vec::new();
         for svc in desired.services.values().filter(|s| s.redeploy_on_change && !just_updated.contains(&s.name)) {
-            let Some(obs) = o.services.get(&(svc.cluster.clone(), svc.service_name.clone())) else { continue };
+            let Some(obs) = o.services.get(&svc.observed_key()) else { continue };
             let Some(started) = obs.newest_deployment_start() else { continue };
             if obs.deployment_controller != "ECS" {
                 continue;

@@ -34,7 +34,10 @@ impl Redeployer<'_> {
         for (aws, defs) in by_account(defs, |d| self.ctx.aws(&d.name)) {
             let pairs = defs.iter().map(|d| (d.cluster.as_str(), d.service_name.as_str()));
             match crate::aws::observe::describe_services(aws, pairs).await {
-                Ok(o) => observed.extend(o),
+                // Kept apart by account (equal names may be in two Targets).
+                Ok(mut o) => observed.extend(defs.iter().filter_map(|d| {
+                    o.remove(&(d.cluster.clone(), d.service_name.clone())).map(|s| (d.observed_key(), s))
+                })),
                 Err(e) => {
                     let retry_in = Backoff::CALL.delay(unread);
                     warn!(error = %e, retry_in = ?retry_in, "Could not read services for redeploys; trying again");
@@ -59,7 +62,7 @@ impl Redeployer<'_> {
         rollouts: &mut Rollouts,
     ) -> Outcome {
         let Some(def) = self.ctx.desired.services.get(&due.service) else { return Outcome::Gone };
-        let Some(svc) = observed.get(&(def.cluster.clone(), def.service_name.clone())) else {
+        let Some(svc) = observed.get(&def.observed_key()) else {
             warn!(service = %due.service, "Service not found; cannot redeploy");
             self.count_failure();
             self.report(&due.service, Reason::ServiceNotFound, "service not found; cannot redeploy");

@@ -149,7 +149,7 @@ impl Rollouts {
     pub async fn resume(&mut self, ctx: &Ctx<'_>, observed: &Observed) -> Vec<String> {
         let mut effects = Vec::new();
         for (name, def) in &ctx.desired.services {
-            let Some(svc) = observed.services.get(&(def.cluster.clone(), def.service_name.clone())) else { continue };
+            let Some(svc) = observed.services.get(&def.observed_key()) else { continue };
             let (id, trigger, at) = match svc.rollout.as_deref().and_then(crate::rollout::recorded) {
                 Some(crate::rollout::Recorded::Deployment { id, trigger, at }) => (id, trigger, at),
                 Some(crate::rollout::Recorded::Held { at, failed }) => {
@@ -265,7 +265,7 @@ impl Rollouts {
                 .condition(super::status::ConditionType::Degraded)
                 .is_some_and(|c| c.status == super::status::ConditionStatus::True);
             let Some(last) = st.last_rollout.as_ref().filter(|_| degraded) else { continue };
-            let Some(svc) = observed.services.get(&(def.cluster.clone(), def.service_name.clone())) else { continue };
+            let Some(svc) = observed.services.get(&def.observed_key()) else { continue };
             let started = crate::events::parse_rfc3339(&last.started).unwrap_or(f64::MAX);
             let manual = svc.deployments.iter().find(|d| {
                 d.id != last.deployment_id

@@ -92,6 +92,14 @@ pub fn build(
     // Targets may be declared after the objects that name them.
     let targets: BTreeSet<String> =
         docs.iter().filter(|l| matches!(l.doc.spec, Spec::Target(_))).map(|l| l.doc.name.value.clone()).collect();
+    // Each Target's account: role names are claimed per account (IAM is global).
+    let accounts: HashMap<String, String> = docs
+        .iter()
+        .filter_map(|l| match &l.doc.spec {
+            Spec::Target(t) => Some((l.doc.name.value.clone(), t.account.value.clone())),
+            _ => None,
+        })
+        .collect();
     // (account, region) -> the Target that claims it: one account and region is one target.
     let mut places: HashMap<(String, String), String> = HashMap::new();
 
@@ -160,7 +168,7 @@ pub fn build(
             }
         }
         if let Some(Object::Service(s)) = &built {
-            for (what, id) in claimed_ids(s) {
+            for (what, id) in claimed_ids(s, &accounts) {
                 if let Some(owner) = claims.get(&(what, id.clone()))
                     && owner != &s.name
                 {
@@ -185,7 +193,7 @@ pub fn build(
                     desired.secrets.insert(s.name.clone(), s);
                 }
                 Object::Service(s) => {
-                    for id in claimed_ids(&s) {
+                    for id in claimed_ids(&s, &accounts) {
                         claims.insert(id, s.name.clone());
                     }
                     desired.services.insert(s.name.clone(), *s);
@@ -203,14 +211,24 @@ pub fn build(
     desired
 }
 
-/// What a Service claims exclusively: its ECS service, its family and its roles.
-fn claimed_ids(s: &ServiceDef) -> Vec<(&'static str, String)> {
+/// What a Service claims exclusively: its ECS service and its family (in
+/// its account and region), and its roles (in its account). Equal names in
+/// two Targets of other accounts are two things.
+fn claimed_ids(s: &ServiceDef, accounts: &HashMap<String, String>) -> Vec<(&'static str, String)> {
+    let place = |id: &str| match &s.target {
+        None => id.to_string(),
+        Some(t) => format!("{id} (Target {t})"),
+    };
+    let account = |role: &str| match s.target.as_ref() {
+        None => role.to_string(),
+        Some(t) => format!("{role} (account {})", accounts.get(t).map_or(t.as_str(), String::as_str)),
+    };
     let mut ids = vec![
-        ("service", format!("{}/{}", s.cluster, s.service_name)),
-        ("task definition family", s.family.clone()),
-        ("role", s.execution_role.name.clone()),
+        ("service", place(&format!("{}/{}", s.cluster, s.service_name))),
+        ("task definition family", place(&s.family)),
+        ("role", account(&s.execution_role.name)),
     ];
-    ids.extend(s.task_role.iter().map(|t| ("role", t.role.name.clone())));
+    ids.extend(s.task_role.iter().map(|t| ("role", account(&t.role.name))));
     ids
 }
 
