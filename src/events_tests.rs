@@ -463,3 +463,62 @@ fn every_event_of_the_corpus_has_its_expected_outcome() {
     assert_eq!(seen.len(), expected.len(), "every expected outcome has its event");
     assert!(seen.len() >= 20, "the corpus holds at least 20 events");
 }
+
+/// A parameter named `/app/token` in the controller's account and in a
+/// Target's: an event from the Target names it by its ARN there and
+/// reaches only that account's readers; an account with no Target is ignored.
+#[test]
+fn a_targets_change_reaches_only_the_readers_of_that_accounts_value() {
+    let manifests = "apiVersion: secretwire.dev/v1alpha1
+kind: Target
+metadata: { name: shared }
+spec: { account: \"222222222222\", region: us-west-2, roleArn: \"arn:aws:iam::222222222222:role/secretwire\" }
+---
+apiVersion: secretwire.dev/v1alpha1
+kind: Service
+metadata: { name: home-app }
+spec:
+  cluster: prod
+  containers: [{ name: app, secrets: [{ name: T, parameter: /app/token }] }]
+---
+apiVersion: secretwire.dev/v1alpha1
+kind: Service
+metadata: { name: shared-app }
+spec:
+  target: shared
+  cluster: prod
+  serviceName: app
+  containers: [{ name: app, secrets: [{ name: T, parameter: /app/token }] }]
+";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("m.yaml"), manifests).unwrap();
+    let (d, diags) = crate::manifest::load_dir(dir.path());
+    assert!(diags.is_empty(), "{diags:?}");
+    let shared = Scope::new("us-west-2", "222222222222");
+    let ix = ValueIndex::build_in(&d, &BTreeMap::new(), &[("shared".to_string(), shared.clone())].into());
+    let scopes = [scope(), shared];
+    let from = |account: &str| {
+        let body = envelope(
+            "Parameter Store Change",
+            "aws.ssm",
+            json!([]),
+            json!({"operation": "Update", "name": "/app/token"}),
+        )
+        .replace("012345678901", account);
+        read_from(&body, &scopes).parsed
+    };
+    let readers = |p: Parsed| match p {
+        Parsed::Change(c) => ix.services_for(&c),
+        other => panic!("expected a change, got {other:?}"),
+    };
+    let set = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+    match from("222222222222") {
+        Parsed::Change(ValueChange { value: ChangedValue::Parameter(p), .. }) => {
+            assert_eq!(p, "arn:aws:ssm:us-west-2:222222222222:parameter/app/token")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(readers(from("222222222222")), set(&["shared-app"]));
+    assert_eq!(readers(from("012345678901")), set(&["home-app"]));
+    assert!(matches!(from("999999999999"), Parsed::Ignored(_)));
+}

@@ -289,7 +289,17 @@ pub fn plan_prune(desired: &Desired, o: &Observed, controller_id: &str, max_prun
             );
         }
     }
-    let objects: Vec<ObjectPlan> = objects.into_values().collect();
+    // A removed Service's revisions go before its roles: its families are
+    // found through its roles' `secretwire.dev/service` tag, so a prune cut
+    // off between the two (kill -9) must leave the roles, never orphaned revisions.
+    let deregisters = |c: &Change| c.ops.iter().any(|op| matches!(op, Op::DeregisterTaskDefinition { .. }));
+    let objects: Vec<ObjectPlan> = objects
+        .into_values()
+        .map(|mut o| {
+            o.changes.sort_by_key(|c| !deregisters(c));
+            o
+        })
+        .collect();
     let guard = guard(desired, o, controller_id, &objects, max_prune);
     Prune { objects, guard }
 }

@@ -418,7 +418,13 @@ async fn prune_under_throttling_lost_answers_and_kill_9_converges_and_deletes_no
     run.assert_code(0);
     assert_pruned(&sdk).await;
     assert!(!role_exists(&sdk, "worker-execution").await);
-    assert_eq!(active_revisions(&sdk, "worker").await, ["worker:1", "worker:3"], "only ours, unused, deregistered");
+    assert_eq!(
+        active_revisions(&sdk, "worker").await,
+        ["worker:1", "worker:3"],
+        "only ours, unused, deregistered {} {}",
+        run.stdout,
+        run.stderr
+    );
     deletes += deleted(&faulty);
     assert_policy_covers(&acct, &dir, &faulty);
     // A kill can cut a delete's answer off at the proxy too, so a delete that
