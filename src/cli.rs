@@ -300,6 +300,9 @@ fn load(dir: &std::path::Path, tenants: Option<&manifest::tenant::Tenants>) -> O
             l.desired.refused.len()
         );
     }
+    for w in crate::fleet::split::static_warnings(&l.desired) {
+        eprintln!("{w}");
+    }
     Some(l.desired)
 }
 

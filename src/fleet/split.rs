@@ -105,6 +105,62 @@ pub fn foreign_value(
     }
 }
 
+/// What `validate` can tell without AWS: a Service in one Target reading a
+/// repo value another Target holds in another account, which no task there
+/// can read (a parameter: ECS reads only the task's own account's; a secret
+/// under the AWS managed key). The controller's own account is known only to
+/// `plan`, which warns about the rest. `file:line: warning: ...` lines.
+pub fn static_warnings(d: &Desired) -> Vec<String> {
+    let account = |t: Option<&str>| t.and_then(|t| d.targets.get(t)).map(|t| t.account.as_str());
+    let mut out = Vec::new();
+    for svc in d.services.values() {
+        let Some(here) = account(svc.target.as_deref()) else { continue };
+        for r in svc.value_refs() {
+            let (key, why) = match r {
+                ValueRef::Parameter { name } => match d.parameters.get(name) {
+                    Some(p) => (
+                        ObjectKey::new(Kind::Parameter, name),
+                        account(p.target.as_deref()).filter(|a| *a != here).map(|a| {
+                            format!(
+                                "is in account {a}; ECS reads a parameter only from the task's own account ({here})"
+                            )
+                        }),
+                    ),
+                    None => continue,
+                },
+                ValueRef::Secret { id, .. } => match d.secrets.get(id) {
+                    Some(s) => {
+                        let aws_managed = s.kms_key_id.as_deref().is_none_or(|k| k.starts_with("alias/aws/"));
+                        (
+                            ObjectKey::new(Kind::Secret, id),
+                            account(s.target.as_deref()).filter(|a| *a != here && aws_managed).map(|a| {
+                                format!(
+                                    "is in account {a} under the AWS managed key, which tasks in account {here} \
+                                     cannot use (give it a customer managed kmsKeyId)"
+                                )
+                            }),
+                        )
+                    }
+                    None => continue,
+                },
+                ValueRef::Raw { .. } => continue,
+            };
+            if let Some(why) = why {
+                let o = &svc.origin;
+                out.push(format!(
+                    "{}:{}: warning: Service/{} reads {key}, which {why}",
+                    o.path.display(),
+                    o.line,
+                    svc.name
+                ));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// A value whose part could not be read at all.
 pub fn unreachable_value(target: Option<&str>, scope: Scope, why: &str) -> ForeignValue {
     ForeignValue {

@@ -203,3 +203,38 @@ fn equal_service_family_and_role_names_are_two_things_in_two_accounts_and_one_in
         ["c.yaml:3:19: role `web-execution (account 333333333333)` is already managed by Service/web-prod"]
     );
 }
+
+#[test]
+fn validate_warns_about_values_no_task_in_the_readers_account_can_read() {
+    let targets = [
+        target("shared", "222222222222", "us-east-1", "arn:aws:iam::222222222222:role/secretwire"),
+        target("apps", "333333333333", "eu-west-1", "arn:aws:iam::333333333333:role/secretwire"),
+    ]
+    .join("---\n");
+    let d = dir_with(&[
+        ("targets.yaml", &targets),
+        ("values.yaml", &VALUES.replace("target: apps", "target: shared")),
+        ("web.yaml", WEB),
+    ]);
+    let (desired, diags) = load_dir(d.path());
+    assert!(diags.is_empty(), "{diags:?}");
+    let warnings: Vec<String> = crate::fleet::split::static_warnings(&desired)
+        .into_iter()
+        .map(|w| w.strip_prefix(&format!("{}/", d.path().display())).unwrap_or(&w).to_string())
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "web.yaml:3: warning: Service/web reads Parameter//web/token, which is in account 222222222222; ECS reads \
+             a parameter only from the task's own account (333333333333)",
+            "web.yaml:3: warning: Service/web reads Secret/shared/db, which is in account 222222222222 under the AWS \
+             managed key, which tasks in account 333333333333 cannot use (give it a customer managed kmsKeyId)",
+        ]
+    );
+    // A customer managed key, and the parameter in the reader's own account: nothing to say.
+    let values = VALUES
+        .replace("  target: shared\n  initialValue", "  target: shared\n  kmsKeyId: alias/shared\n  initialValue");
+    let d = dir_with(&[("targets.yaml", &targets), ("values.yaml", &values), ("web.yaml", WEB)]);
+    let (desired, _) = load_dir(d.path());
+    assert!(crate::fleet::split::static_warnings(&desired).is_empty());
+}

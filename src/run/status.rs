@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::events::format_rfc3339;
 use crate::metrics::Metrics;
 use crate::model::{Kind, ObjectKey};
-use crate::plan::ObjectPlan;
+use crate::plan::{ObjectPlan, ProblemKind};
 use crate::reason::{Failure, Reason};
 use crate::rollout::diagnose::Diagnosis;
 use crate::rollout::tracker::Waiting;
@@ -100,7 +100,12 @@ pub fn verdicts(o: PassOutcome<'_>) -> (Verdict, Verdict) {
         };
         return (Verdict::no(Reason::InvalidManifest, msg), Verdict::yes(Reason::LastGoodVersion, ""));
     }
-    let drift: Vec<String> = o.plan.problems.iter().map(|p| format!("{}: {}", p.resource, p.message)).collect();
+    let of = |kind: ProblemKind| -> Vec<String> {
+        o.plan.problems.iter().filter(|p| p.kind == kind).map(|p| format!("{}: {}", p.resource, p.message)).collect()
+    };
+    let drift = of(ProblemKind::Drift);
+    // Applied as declared, but it will not work as expected: said on Ready.
+    let warnings = of(ProblemKind::Warning);
     let synced = if !drift.is_empty() {
         Verdict::yes(Reason::Drift, drift.join("; "))
     } else if o.writes > 0 {
@@ -108,7 +113,11 @@ pub fn verdicts(o: PassOutcome<'_>) -> (Verdict, Verdict) {
     } else {
         Verdict::yes(Reason::UpToDate, "")
     };
-    (Verdict::yes(Reason::Reconciled, ""), synced)
+    let ready = match warnings.is_empty() {
+        true => Verdict::yes(Reason::Reconciled, ""),
+        false => Verdict::yes(Reason::CrossAccount, warnings.join("; ")),
+    };
+    (ready, synced)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -355,7 +364,7 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{Action, Change, Problem, ProblemKind};
+    use crate::plan::{Action, Change, Problem};
     use crate::reason::Retry;
 
     fn plan(problems: Vec<Problem>) -> ObjectPlan {
@@ -390,6 +399,19 @@ mod tests {
             (Reason::MissingEnvironmentVariable, Reason::MissingEnvironmentVariable)
         );
         assert!(ready.message.contains("SPLUNK_TOKEN"));
+    }
+
+    #[test]
+    fn a_warning_is_ready_saying_it_and_synced() {
+        let w = plan(vec![Problem {
+            kind: ProblemKind::Warning,
+            reason: Reason::CrossAccount,
+            resource: "Secret/shared/db".into(),
+            message: "is in account 222222222222 under the AWS managed key".into(),
+        }]);
+        let (ready, synced) = verdicts(outcome(&w, None, false));
+        assert!(ready.ok && ready.reason == Reason::CrossAccount && ready.message.contains("AWS managed key"));
+        assert!(synced.ok && synced.reason == Reason::UpToDate, "{synced:?}");
     }
 
     #[test]
