@@ -185,7 +185,10 @@ async fn a_value_changed_while_stopped_is_redeployed_once_by_the_backstop() {
     assert_eq!(web["lastRedeploy"]["reason"], "stale");
     assert!(web["lastRedeploy"]["trigger"].as_str().unwrap().contains("web/splunk-token"));
     // Three more passes: no redeploy loop, and roles are not re-read every pass.
-    let get_role = |r: &Running| r.metric("secretwire_aws_calls_total{service=\"IAM\",operation=\"GetRole\"}");
+    let get_role = |r: &Running| {
+        r.metric("secretwire_aws_calls_total{service=\"IAM\",operation=\"GetRole\"}")
+            + r.metric("secretwire_aws_calls_total{service=\"IAM\",operation=\"GetAccountAuthorizationDetails\"}")
+    };
     let roles_read = get_role(&second);
     assert!(roles_read > 0.0);
     second.wait_passes(3);
@@ -310,7 +313,15 @@ const NOT_EXERCISED: &[(&str, &str)] = &[
     ("kms:GenerateDataKey", "Secrets Manager encrypts a new secret with the customer key on our behalf"),
     ("kms:Decrypt", "Secrets Manager needs it with GenerateDataKey for a customer key"),
     // Sent on paths this scenario does not take; each has its own test.
-    ("iam:GetAccountAuthorizationDetails", "roles read in one batch when more than 10 (aws::tests)"),
+    // Roles are read by the owned-role scan (GetAccountAuthorizationDetails); one at a time only
+    // when the scan is fresh (run's --reverify-interval), to diagnose a failed rollout, or after
+    // a CreateRole answered EntityAlreadyExists.
+    (
+        "iam:GetRole",
+        "one role read: run between scans, a failed rollout's diagnosis (rollouts::a_failed_rotation_rollout_…)",
+    ),
+    ("iam:GetRolePolicy", "one role read (as iam:GetRole)"),
+    ("iam:ListAttachedRolePolicies", "one role read (as iam:GetRole)"),
     ("ssm:ListTagsForResource", "ownership check after a lost PutParameter answer (faults::apply_…)"),
     ("secretsmanager:DescribeSecret", "referenced secrets not declared here; a lost CreateSecret answer (faults)"),
     ("secretsmanager:UpdateSecret", "a declared description or key changed (apply::…)"),

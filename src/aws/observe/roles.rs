@@ -40,8 +40,9 @@ pub(super) async fn roles(
     Ok(out)
 }
 
-/// The declared roles and every role this controller owns: when both must be
-/// read by one paginated GetAccountAuthorizationDetails anyway, it is read once.
+/// The declared roles and every role this controller owns: when the owned
+/// ones must be listed (one paginated GetAccountAuthorizationDetails), the
+/// declared ones are read by the same scan.
 pub(super) async fn roles_and_owned(
     aws: &Aws,
     wanted: &BTreeSet<String>,
@@ -56,7 +57,9 @@ pub(super) async fn roles_and_owned(
         .unwrap_or_else(|e| e.into_inner())
         .as_ref()
         .is_some_and(|(_, at)| at.elapsed() < slow.reverify);
-    if owned_fresh || stale.len() <= ROLES_BY_AUTHORIZATION_DETAILS {
+    // The owned roles are listed by the scan anyway: the declared ones come
+    // with it at no extra call (three calls a role would be pure overhead).
+    if owned_fresh || stale.is_empty() {
         return tokio::try_join!(roles(aws, wanted, slow, concurrency), owned_roles(aws, controller_id, slow));
     }
     let (mut read, owned) = scan(aws, &stale, Some(controller_id)).await?;
