@@ -103,8 +103,8 @@ impl Fleet {
     }
 
     /// [`Fleet::apply`] with `run`'s error policy (see [`Reconciler::apply_holding`]).
-    /// The report's observation holds every part's values, services and keys
-    /// (names are unique across the repo).
+    /// The report's observation holds every part's values, keys and services
+    /// (a Target's services under [`crate::model::ServiceDef::observed_key`]).
     pub async fn apply_holding(
         &self,
         desired: &Desired,

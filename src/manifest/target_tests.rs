@@ -3,28 +3,11 @@
 //! tenant `targets` rule.
 
 use std::fs;
-use std::path::Path;
 
 use super::tenant::Tenants;
+use super::tests::{dir_with, located};
 use super::*;
 use crate::model::{Kind, ObjectKey};
-
-fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let d = tempfile::tempdir().unwrap();
-    for (name, text) in files {
-        let p = d.path().join(name);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, text).unwrap();
-    }
-    d
-}
-
-fn located(dir: &Path, diags: &[Diagnostic]) -> Vec<String> {
-    diags
-        .iter()
-        .map(|d| format!("{}:{}:{}: {}", d.path.strip_prefix(dir).unwrap().display(), d.line, d.column, d.message))
-        .collect()
-}
 
 fn target(name: &str, account: &str, region: &str, role: &str) -> String {
     format!(

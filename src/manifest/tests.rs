@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::model::{Kind, ObjectKey, ValueRef};
 
-fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+pub(super) fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
     for (name, text) in files {
         let p = d.path().join(name);
@@ -18,7 +18,7 @@ fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
 }
 
 /// `file:line:col: message-fragment` of each diagnostic, relative to the dir.
-fn located(dir: &Path, diags: &[Diagnostic]) -> Vec<String> {
+pub(super) fn located(dir: &Path, diags: &[Diagnostic]) -> Vec<String> {
     diags
         .iter()
         .map(|d| format!("{}:{}:{}: {}", d.path.strip_prefix(dir).unwrap().display(), d.line, d.column, d.message))

@@ -387,5 +387,17 @@ async fn a_rotation_in_the_shared_account_redeploys_its_readers_in_every_account
     send_to_queue(&home, "secretwire-default-events", &body).await;
     run.wait_passes(1);
     assert_eq!(run.redeploys("west-web"), 2, "{}", run.log());
+
+    // A rotation whose event never arrives: the stale backstop reads the
+    // change time through the shared account's role and redeploys both readers, once.
+    tick_past_a_second();
+    sm.put_secret_value().secret_id(&db_arn).secret_string("rotated-again").send().await.unwrap();
+    eventually!("the backstop redeployed both readers", 60, run, {
+        run.redeploys("west-web") == 3 && run.redeploys("home-api") == 2
+    });
+    run.wait_passes(2);
+    assert_eq!((run.redeploys("west-web"), run.redeploys("home-api")), (3, 2), "once each: {}", run.log());
+    let web = &run.status()["objects"]["Service/west-web"];
+    assert_eq!(web["lastRedeploy"]["reason"], "stale", "{web}");
     assert_eq!(run.stop().0, 0);
 }
