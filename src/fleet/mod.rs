@@ -72,18 +72,17 @@ impl Fleet {
         }
         let parts = split::split(desired);
         let halves = join_all(self.pair(&parts).map(|(p, m)| async move {
-            match &m.reconciler {
+            match m {
                 Ok(r) => r.plan_stores_phase(&p.desired).await,
-                Err(e) => Err(e.clone()),
+                Err(e) => Err(e),
             }
         }))
         .await;
         let foreign = foreign_values(&parts, &halves, self);
         let plans = join_all(self.pair(&parts).zip(halves).zip(foreign).map(|(((p, m), half), foreign)| async move {
-            match (&m.reconciler, half) {
+            match (m, half) {
                 (Ok(r), Ok(s)) => r.plan_rest(&p.desired, s, foreign, keep_rendered).await.map_err(|e| (p, e)),
-                (_, Err(e)) => Err((p, e)),
-                (Err(e), _) => Err((p, e.clone())),
+                (_, Err(e)) | (Err(e), _) => Err((p, e)),
             }
         }))
         .await;
@@ -117,19 +116,18 @@ impl Fleet {
         }
         let parts = split::split(desired);
         let halves = join_all(self.pair(&parts).map(|(p, m)| async move {
-            match &m.reconciler {
+            match m {
                 Ok(r) => r.apply_stores_phase(&p.desired, hold).await,
-                Err(e) => Err(e.clone()),
+                Err(e) => Err(e),
             }
         }))
         .await;
         let foreign = foreign_values(&parts, &halves, self);
         let reports =
             join_all(self.pair(&parts).zip(halves).zip(foreign).map(|(((p, m), half), foreign)| async move {
-                match (&m.reconciler, half) {
+                match (m, half) {
                     (Ok(r), Ok(s)) => r.apply_rest(&p.desired, s, foreign, hold).await.map_err(|e| (p, e)),
-                    (_, Err(e)) => Err((p, e)),
-                    (Err(e), _) => Err((p, e.clone())),
+                    (_, Err(e)) | (Err(e), _) => Err((p, e)),
                 }
             }))
             .await;
@@ -221,8 +219,18 @@ impl Fleet {
         self.members.iter().filter_map(|m| m.reconciler.as_ref().ok()).map(|r| r.aws.scope.clone()).collect()
     }
 
-    fn pair<'a>(&'a self, parts: &'a [Part]) -> impl Iterator<Item = (&'a Part, &'a Member)> {
-        parts.iter().zip(&self.members)
+    /// Each part with its own reconciler, found by its Target's name (never
+    /// by position: a part must never be reconciled with another's clients).
+    fn pair<'a>(&'a self, parts: &'a [Part]) -> impl Iterator<Item = (&'a Part, Result<&'a Reconciler, AwsError>)> {
+        parts.iter().map(|p| {
+            let m = self.members.iter().find(|m| m.target == p.target);
+            let r = match m.map(|m| &m.reconciler) {
+                Some(Ok(r)) => Ok(r),
+                Some(Err(e)) => Err(e.clone()),
+                None => Err(AwsError::other("Target", format!("Target {:?} is not connected", p.target))),
+            };
+            (p, r)
+        })
     }
 }
 
@@ -331,10 +339,9 @@ fn foreign_values(
                     let v = match &halves[i] {
                         Ok(s) => split::foreign_value(owner.as_deref(), key, &parts[i].desired, &s.observed, &s.stores),
                         Err(e) => {
-                            let scope = match &fleet.members[i].reconciler {
-                                Ok(r) => r.aws.scope.clone(),
-                                Err(_) => fleet.home().aws.scope.clone(),
-                            };
+                            let scope = fleet
+                                .member(parts[i].target.as_deref())
+                                .map_or_else(|| fleet.home().aws.scope.clone(), |r| r.aws.scope.clone());
                             split::unreachable_value(owner.as_deref(), scope, &e.message)
                         }
                     };
