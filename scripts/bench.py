@@ -181,13 +181,7 @@ def bench_targets(targets, per, work):
         d = work / f"fleet-{targets}x{per}"
         fleet_manifests(targets, per, d)
         for k in range(targets):
-            client = assumed(moto, f"{100000000000 + k}")
-            ecs = client("ecs")
-            ecs.create_cluster(clusterName="bench")
-            for i in range(per):
-                ecs.register_task_definition(family=f"svc-{i}", containerDefinitions=[
-                    {"name": "app", "image": f"registry.example.com/bench/app:{i}", "memory": 256, "essential": True}])
-                ecs.create_service(cluster="bench", serviceName=f"svc-{i}", taskDefinition=f"svc-{i}", desiredCount=1)
+            bootstrap(assumed(moto, f"{100000000000 + k}"), per)
         args = ["apply", "-m", str(d), "--output", "json", "-q", "--concurrency", "16", "--no-rate-limit"]
         t_apply, out = timed(args, moto.env)
         first = json.loads(out)
@@ -204,8 +198,9 @@ def bench_targets(targets, per, work):
         moto.stop()
 
 
-def bootstrap(moto, n):
-    ecs = moto.client("ecs")
+def bootstrap(client, n):
+    """Cluster `bench` with services svc-0..n-1, through `client` (a name -> boto3 client)."""
+    ecs = client("ecs")
     ecs.create_cluster(clusterName="bench")
     for i in range(n):
         ecs.register_task_definition(family=f"svc-{i}", containerDefinitions=[
@@ -279,7 +274,7 @@ def bench_secretwire(n, work):
     try:
         d = work / f"manifests-{n}"
         manifests(n, d)
-        bootstrap(moto, n)
+        bootstrap(moto.client, n)
         env = moto.env
         t_apply, out = timed(["apply", "-m", str(d), "--output", "json", "-q", "--concurrency", "16", "--no-rate-limit"], env)
         first = json.loads(out)
@@ -407,7 +402,7 @@ def bench_boto3(n):
     """The procedure AWS documents, one service after another."""
     moto = Moto()
     try:
-        bootstrap(moto, n)
+        bootstrap(moto.client, n)
         ssm, sm, iam, ecs = (moto.client(x) for x in ("ssm", "secretsmanager", "iam", "ecs"))
         calls = 0
         start = time.perf_counter()
