@@ -210,6 +210,52 @@ impl SecretValueArn {
     }
 }
 
+/// Whether `live`, a `valueFrom` (or `credentialsParameter`) as a task
+/// definition holds it, names the same value as `rendered`, the full ARN
+/// secretwire resolved. ECS takes a parameter's name for one in the task's
+/// account and region, and a secret's name for repository credentials there
+/// ([ContainerDefinition] `secrets.valueFrom`, `repositoryCredentials`), and
+/// Secrets Manager takes a partial ARN (no `-AbCdEf`); a definition wired by
+/// hand in one of those forms is kept as it is, not re-registered.
+///
+/// [ContainerDefinition]: https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ContainerDefinition.html
+pub fn same_value_from(live: &str, rendered: &str, scope: &Scope, credentials: bool) -> bool {
+    if live == rendered {
+        return true;
+    }
+    let Ok(want) = parse_value_from(rendered) else { return false };
+    let in_scope = |a: &str| {
+        Arn::parse(a)
+            .is_some_and(|a| a.partition == scope.partition && a.region == scope.region && a.account == scope.account)
+    };
+    // `NAME` for `…:secret:NAME-AbCdEf`: the name and Secrets Manager's 7-character suffix.
+    let suffixed = |short: &str, full: &str| {
+        full.len() == short.len() + 7 && full.starts_with(short) && full.as_bytes()[short.len()] == b'-'
+    };
+    match want {
+        RawTarget::Parameter { arn, .. } => {
+            !credentials && !live.starts_with("arn:") && in_scope(&arn) && scope.parameter_arn(live) == arn
+        }
+        RawTarget::Secret(want) => {
+            let want_name = want.secret_arn.rsplit_once(":secret:").map_or("", |(_, n)| n);
+            if !live.starts_with("arn:") {
+                let whole = want.json_key.is_none() && want.version_stage.is_none() && want.version_id.is_none();
+                return credentials && whole && in_scope(&want.secret_arn) && suffixed(live, want_name);
+            }
+            let Ok(RawTarget::Secret(have)) = parse_value_from(live) else { return false };
+            let (Some((have_prefix, have_name)), Some((want_prefix, _))) =
+                (have.secret_arn.rsplit_once(":secret:"), want.secret_arn.rsplit_once(":secret:"))
+            else {
+                return false;
+            };
+            have_prefix == want_prefix
+                && (have_name == want_name || suffixed(have_name, want_name))
+                && (have.json_key, have.version_stage, have.version_id)
+                    == (want.json_key, want.version_stage, want.version_id)
+        }
+    }
+}
+
 /// Normalises `arn:...:task-definition/web:2`, `web:2` to `web:2`.
 pub fn task_definition_short(s: &str) -> &str {
     s.rsplit_once(":task-definition/").map_or(s, |(_, r)| r)
@@ -218,6 +264,28 @@ pub fn task_definition_short(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_or_partial_arn_in_a_task_definition_is_the_same_value_as_its_full_arn() {
+        let scope = Scope::new("eu-west-1", "123456789012");
+        let p = "arn:aws:ssm:eu-west-1:123456789012:parameter/web/db";
+        let s = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:web/api-AbCdEf";
+        assert!(same_value_from(p, p, &scope, false));
+        assert!(same_value_from("/web/db", p, &scope, false));
+        assert!(same_value_from("db", "arn:aws:ssm:eu-west-1:123456789012:parameter/db", &scope, false));
+        assert!(!same_value_from("/web/other", p, &scope, false));
+        assert!(!same_value_from("/web/db", p, &Scope::new("us-east-1", "123456789012"), false));
+        assert!(!same_value_from("/web/db", p, &scope, true), "credentials name a secret");
+        let partial = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:web/api";
+        assert!(same_value_from(partial, s, &scope, false));
+        assert!(same_value_from(&format!("{partial}:username::"), &format!("{s}:username::"), &scope, false));
+        assert!(!same_value_from(&format!("{partial}:password::"), &format!("{s}:username::"), &scope, false));
+        assert!(!same_value_from(partial, &format!("{s}:username::"), &scope, false));
+        assert!(!same_value_from("arn:aws:secretsmanager:eu-west-1:123456789012:secret:web/ap", s, &scope, false));
+        assert!(same_value_from("web/api", s, &scope, true));
+        assert!(!same_value_from("web/api", s, &scope, false), "a bare name in `secrets` is a parameter's");
+        assert!(!same_value_from("web/api", s, &Scope::new("eu-west-1", "210987654321"), true));
+    }
 
     #[test]
     fn parameter_arns_have_no_doubled_slash() {

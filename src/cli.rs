@@ -175,6 +175,24 @@ pub enum Command {
         #[arg(long, default_value = "5s", value_parser = duration, requires = "lease")]
         lease_renew: std::time::Duration,
     },
+    /// Write manifests for services wired by hand: their secrets, log secrets
+    /// and repository credentials as references, their roles and values adopted.
+    /// Reads no value, ever.
+    Init {
+        /// ECS cluster (name or ARN) to read (repeatable).
+        #[arg(long = "cluster", required = true, value_name = "CLUSTER")]
+        clusters: Vec<String>,
+        /// Only these services (repeatable; default every service of the clusters).
+        #[arg(long = "service", value_name = "SERVICE")]
+        services: Vec<String>,
+        /// Write the manifests under this directory (values.yaml, services/NAME.yaml);
+        /// without it they go to stdout as one YAML stream. Never overwrites a file.
+        #[arg(short = 'o', long = "output-dir", value_name = "DIR")]
+        output_dir: Option<PathBuf>,
+        /// Reads at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+    },
     /// Print the task definition JSON apply would register for a Service.
     Render {
         #[command(flatten)]
@@ -207,6 +225,21 @@ pub enum Command {
         #[arg(long, value_name = "ARN", requires = "target")]
         controller_principal: Option<String>,
     },
+}
+
+impl Command {
+    /// The manifest directory the command reads, if it reads one.
+    fn manifests_dir(&self) -> Option<&std::path::Path> {
+        match self {
+            Command::Validate(m) => Some(&m.dir),
+            Command::Plan { manifests, .. }
+            | Command::Apply { manifests, .. }
+            | Command::Run { manifests, .. }
+            | Command::Render { manifests, .. }
+            | Command::Policy { manifests, .. } => Some(&manifests.dir),
+            Command::Init { .. } => None,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -390,20 +423,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         permissions_boundary: cli.permissions_boundary.clone(),
         role_path: cli.role_path.clone().filter(|p| p != "/"),
     };
-    let dir = match &cli.command {
-        Command::Validate(m) => &m.dir,
-        Command::Plan { manifests, .. }
-        | Command::Apply { manifests, .. }
-        | Command::Run { manifests, .. }
-        | Command::Render { manifests, .. }
-        | Command::Policy { manifests, .. } => &manifests.dir,
-    };
-    let tenants = match &cli.tenants {
-        Some(file) => match load_tenants(file, dir) {
+    let tenants = match (&cli.tenants, cli.command.manifests_dir()) {
+        (Some(file), Some(dir)) => match load_tenants(file, dir) {
             Some(t) => Some(Arc::new(t)),
             None => return Ok(1),
         },
-        None => None,
+        _ => None,
     };
     let load = |dir: &std::path::Path| {
         load(dir, tenants.as_deref()).map(|mut d| {
@@ -412,6 +437,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         })
     };
     match cli.command {
+        Command::Init { clusters, services, output_dir, concurrency } => {
+            let aws = Aws::connect(metrics, limits).await?;
+            let found = crate::aws::discover::discover(&aws, &clusters, &services, concurrency.max(1)).await?;
+            crate::init::write::write(&found, &clusters, &services, output_dir.as_deref())
+        }
         Command::Validate(m) => {
             if tenants.is_none() {
                 eprintln!("note: no --tenants: the repo is treated as one tenant (no tenant rule applies)");

@@ -14,6 +14,7 @@ pub mod events;
 pub mod fleet;
 pub mod follow;
 pub mod glob;
+pub mod init;
 pub mod logging;
 pub mod manifest;
 pub mod metrics;

@@ -118,6 +118,40 @@ pub fn render(base: &Value, family: &str, wiring: &Wiring) -> Result<Value, Rend
     Ok(Value::Object(out))
 }
 
+/// Puts back, in `rendered`, the form `live` (the running revision) gives a
+/// reference wherever `same(live, rendered, is_credentials)` says both name
+/// the same value: a definition wired by hand with names or partial ARNs is
+/// not re-registered only to spell them as full ARNs.
+pub fn keep_equivalent_forms(rendered: &mut Value, live: &Value, same: impl Fn(&str, &str, bool) -> bool) {
+    let Some(containers) = rendered.get_mut("containerDefinitions").and_then(Value::as_array_mut) else { return };
+    let live_containers = live["containerDefinitions"].as_array().map(Vec::as_slice).unwrap_or_default();
+    for c in containers {
+        let Some(l) = live_containers.iter().find(|l| l["name"] == c["name"]) else { continue };
+        let keep = |entries: Option<&mut Value>, live_entries: &Value| {
+            for e in entries.and_then(Value::as_array_mut).into_iter().flatten() {
+                let had = live_entries.as_array().into_iter().flatten().find(|h| h["name"] == e["name"]);
+                if let (Some(have), Some(want)) = (had.and_then(|h| h["valueFrom"].as_str()), e["valueFrom"].as_str())
+                    && have != want
+                    && same(have, want, false)
+                {
+                    e["valueFrom"] = Value::String(have.to_string());
+                }
+            }
+        };
+        keep(c.get_mut("secrets"), &l["secrets"]);
+        keep(
+            c.get_mut("logConfiguration").and_then(|g| g.get_mut("secretOptions")),
+            &l["logConfiguration"]["secretOptions"],
+        );
+        let creds = c.get_mut("repositoryCredentials").and_then(|r| r.get_mut("credentialsParameter"));
+        if let (Some(want), Some(have)) = (creds, l["repositoryCredentials"]["credentialsParameter"].as_str())
+            && want.as_str().is_some_and(|w| w != have && same(have, w, true))
+        {
+            *want = Value::String(have.to_string());
+        }
+    }
+}
+
 fn pairs(p: &[(String, String)]) -> Value {
     Value::Array(p.iter().map(|(n, v)| json!({"name": n, "valueFrom": v})).collect())
 }
@@ -365,6 +399,32 @@ mod tests {
         }
         assert_eq!(r["cpu"], "256");
         assert_eq!(r["requiresCompatibilities"], json!(["FARGATE"]));
+    }
+
+    #[test]
+    fn a_hand_wired_form_of_the_same_reference_is_kept() {
+        let live = json!({"containerDefinitions": [{"name": "web",
+            "secrets": [{"name": "A", "valueFrom": "/a"}, {"name": "B", "valueFrom": "/b"}],
+            "logConfiguration": {"logDriver": "splunk", "secretOptions": [{"name": "t", "valueFrom": "tok"}]},
+            "repositoryCredentials": {"credentialsParameter": "reg"}}]});
+        let mut rendered = json!({"containerDefinitions": [{"name": "web",
+            "secrets": [{"name": "A", "valueFrom": "ARN-a"}, {"name": "B", "valueFrom": "ARN-other"}],
+            "logConfiguration": {"logDriver": "splunk", "secretOptions": [{"name": "t", "valueFrom": "ARN-tok"}]},
+            "repositoryCredentials": {"credentialsParameter": "ARN-reg"}}]});
+        let same = |have: &str, want: &str, creds: bool| {
+            want == format!("ARN-{}", have.trim_start_matches('/')) && creds == (have == "reg")
+        };
+        keep_equivalent_forms(&mut rendered, &live, same);
+        let c = &rendered["containerDefinitions"][0];
+        assert_eq!(c["secrets"][0]["valueFrom"], "/a");
+        assert_eq!(c["secrets"][1]["valueFrom"], "ARN-other", "another value is not the same one");
+        assert_eq!(c["logConfiguration"]["secretOptions"][0]["valueFrom"], "tok");
+        assert_eq!(c["repositoryCredentials"]["credentialsParameter"], "reg");
+        assert!(!differs(&rendered, &{
+            let mut l = live.clone();
+            l["containerDefinitions"][0]["secrets"][1]["valueFrom"] = json!("ARN-other");
+            l
+        }));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! interceptor that counts every call, error classification, and the two ECS
 //! calls that carry task definitions as raw JSON.
 
+pub mod discover;
 pub mod forward;
 pub mod lease;
 pub mod limit;

@@ -239,7 +239,7 @@ impl<'d> Wired<'d> {
             });
             return Staged::Done(w.plan);
         };
-        let rendered = match taskdef::render(base, &w.family, &w.wiring) {
+        let mut rendered = match taskdef::render(base, &w.family, &w.wiring) {
             Ok(r) => r,
             Err(e) => {
                 w.plan.problems.push(Problem {
@@ -251,6 +251,12 @@ impl<'d> Wired<'d> {
                 return Staged::Done(w.plan);
             }
         };
+        if let Some(live) = &running {
+            let scope = &o.scope;
+            taskdef::keep_equivalent_forms(&mut rendered, live, |have, want, creds| {
+                crate::arn::same_value_from(have, want, scope, creds)
+            });
+        }
         let tags = revision_tags(&w.controller_id, &w.plan.key, w.def, base);
         if keep_rendered {
             // What `render` prints is what would be registered, tags included.

@@ -10,6 +10,7 @@ mod faultproxy;
 mod faults;
 mod guardrails;
 mod harness;
+mod init;
 mod lease;
 mod lifecycle;
 mod policylint;

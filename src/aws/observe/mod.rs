@@ -32,6 +32,7 @@ pub use prune::prune_reads;
 use roles::roles_and_owned;
 pub use roles::{read_role, role};
 pub use stores::last_change_times;
+pub(crate) use stores::{describe_parameters, names_filter};
 use stores::{parameters, secrets};
 pub use tasks::stopped_tasks;
 

@@ -73,7 +73,7 @@ pub async fn last_change_times(
 }
 
 /// DescribeParameters' filter for these exact names (at most 50).
-pub(super) fn names_filter(names: &[String]) -> Result<ParameterStringFilter, AwsError> {
+pub(crate) fn names_filter(names: &[String]) -> Result<ParameterStringFilter, AwsError> {
     ParameterStringFilter::builder()
         .key("Name")
         .option("Equals")
@@ -83,7 +83,7 @@ pub(super) fn names_filter(names: &[String]) -> Result<ParameterStringFilter, Aw
 }
 
 /// Every page of DescribeParameters for one filter.
-pub(super) async fn describe_parameters(
+pub(crate) async fn describe_parameters(
     aws: &Aws,
     filter: ParameterStringFilter,
 ) -> Result<Vec<ObservedParameter>, AwsError> {
