@@ -60,6 +60,13 @@ pub enum Output {
     Json,
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum StatusOutput {
+    Table,
+    Wide,
+    Json,
+}
+
 #[derive(Debug, Args)]
 pub struct ManifestArgs {
     /// The manifest directory (read recursively).
@@ -193,6 +200,23 @@ pub enum Command {
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
     },
+    /// A running controller's /status as a table (like `kubectl get`).
+    Status {
+        /// The controller's address (its `run --listen`).
+        #[arg(long, default_value = "http://127.0.0.1:9464", env = "SECRETWIRE_URL")]
+        url: String,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = StatusOutput::Table)]
+        output: StatusOutput,
+    },
+    /// Exit 0 when the controller at --url answers /healthz with 200, else 1
+    /// (a container health check where the image has no curl).
+    Healthcheck {
+        #[arg(long, default_value = "http://127.0.0.1:9464", env = "SECRETWIRE_URL")]
+        url: String,
+        /// Give up after this long.
+        #[arg(long, default_value = "3s", value_parser = duration)]
+        timeout: std::time::Duration,
+    },
     /// Print the task definition JSON apply would register for a Service.
     Render {
         #[command(flatten)]
@@ -237,7 +261,7 @@ impl Command {
             | Command::Run { manifests, .. }
             | Command::Render { manifests, .. }
             | Command::Policy { manifests, .. } => Some(&manifests.dir),
-            Command::Init { .. } => None,
+            Command::Init { .. } | Command::Status { .. } | Command::Healthcheck { .. } => None,
         }
     }
 }
@@ -441,6 +465,53 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let aws = Aws::connect(metrics, limits).await?;
             let found = crate::aws::discover::discover(&aws, &clusters, &services, concurrency.max(1)).await?;
             crate::init::write::write(&found, &clusters, &services, output_dir.as_deref())
+        }
+        Command::Status { url, output } => {
+            let base = url.trim_end_matches('/');
+            let answer = match crate::http_get::get(&format!("{base}/status"), std::time::Duration::from_secs(10)).await
+            {
+                Ok(a) if a.status == 200 => a,
+                Ok(a) => {
+                    eprintln!("error: {base}/status answered {}", a.status);
+                    return Ok(1);
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(1);
+                }
+            };
+            let status: serde_json::Value = match serde_json::from_str(&answer.body) {
+                Ok(v) => v,
+                Err(e) => {
+                    eprintln!("error: {base}/status is not JSON: {e}");
+                    return Ok(1);
+                }
+            };
+            match output {
+                StatusOutput::Json => print_json(&status),
+                table => {
+                    let now = crate::follow::now();
+                    for n in crate::statusview::notes(&status, now) {
+                        eprintln!("{n}");
+                    }
+                    emit(&crate::statusview::table(&status, now, table == StatusOutput::Wide));
+                }
+            }
+            Ok(0)
+        }
+        Command::Healthcheck { url, timeout } => {
+            let url = format!("{}/healthz", url.trim_end_matches('/'));
+            match crate::http_get::get(&url, timeout).await {
+                Ok(a) if a.status == 200 => Ok(0),
+                Ok(a) => {
+                    eprintln!("unhealthy: {url} answered {}", a.status);
+                    Ok(1)
+                }
+                Err(e) => {
+                    eprintln!("unhealthy: {e}");
+                    Ok(1)
+                }
+            }
         }
         Command::Validate(m) => {
             if tenants.is_none() {

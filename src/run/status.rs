@@ -157,6 +157,8 @@ pub struct ObjectStatus {
     pub redeploys: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_rollout: Option<RolloutRecord>,
+    /// When this controller first saw the object (`secretwire status`'s AGE).
+    pub first_seen: String,
 }
 
 impl ObjectStatus {
@@ -188,6 +190,7 @@ impl ObjectStatus {
             last_redeploy: None,
             redeploys: 0,
             last_rollout: None,
+            first_seen: format_rfc3339(now),
         }
     }
 

@@ -13,6 +13,7 @@ mod harness;
 mod init;
 mod lease;
 mod lifecycle;
+mod operate;
 mod policylint;
 mod prune;
 mod rollouts;
