@@ -4,7 +4,7 @@ VENV := .venv
 EMULATOR_STAMP := $(VENV)/.installed-$(shell sha256sum scripts/emulator-requirements.txt | cut -c1-12)
 CARGO ?= cargo
 
-.PHONY: build run test lint audit venv help bench fuzz
+.PHONY: build run test lint audit venv help bench fuzz static image
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -34,6 +34,19 @@ lint: ## rustfmt check and clippy with warnings as errors
 audit: ## Cargo.lock against the RustSec snapshot in ../shared (offline): no vulnerable or unmaintained crate
 	command -v cargo-audit >/dev/null || $(CARGO) install cargo-audit --locked
 	$(CARGO) audit --no-fetch --db ../shared/advisory-db -D warnings
+
+STATIC_TARGET := x86_64-unknown-linux-gnu
+STATIC_BIN := target/$(STATIC_TARGET)/release/secretwire
+
+static: ## static release binary (crt-static), checked as the image ships it: file, --version, validate
+	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --locked --target $(STATIC_TARGET)
+	scripts/check_static.sh $(STATIC_BIN)
+
+image: ## container image secretwire:dev (musl, distroless static:nonroot); needs a running container engine
+	@engine=$$(command -v docker || command -v podman || true); \
+	if [ -z "$$engine" ] || ! $$engine info >/dev/null 2>&1; then \
+		echo "make image: no running container engine (docker or podman); 'make static' checks the binary instead"; exit 1; fi; \
+	$$engine build -t secretwire:dev . && $$engine image ls secretwire:dev
 
 bench: venv ## benchmark at N = 10, 100, 1000 services (release build); table + bench/results.json
 	$(CARGO) build --release
