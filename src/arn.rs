@@ -17,6 +17,12 @@ impl Scope {
         Self { partition: partition_of(region).to_string(), region: region.to_string(), account: account.to_string() }
     }
 
+    /// Whether `arn` is of this partition, region and account.
+    pub fn holds(&self, arn: &str) -> bool {
+        Arn::parse(arn)
+            .is_some_and(|a| a.partition == self.partition && a.region == self.region && a.account == self.account)
+    }
+
     /// `arn:aws:ssm:R:A:parameter/NAME` with no doubled slash for `/`-rooted names.
     pub fn parameter_arn(&self, name: &str) -> String {
         format!(
@@ -224,23 +230,19 @@ pub fn same_value_from(live: &str, rendered: &str, scope: &Scope, credentials: b
         return true;
     }
     let Ok(want) = parse_value_from(rendered) else { return false };
-    let in_scope = |a: &str| {
-        Arn::parse(a)
-            .is_some_and(|a| a.partition == scope.partition && a.region == scope.region && a.account == scope.account)
-    };
     // `NAME` for `…:secret:NAME-AbCdEf`: the name and Secrets Manager's 7-character suffix.
     let suffixed = |short: &str, full: &str| {
         full.len() == short.len() + 7 && full.starts_with(short) && full.as_bytes()[short.len()] == b'-'
     };
     match want {
         RawTarget::Parameter { arn, .. } => {
-            !credentials && !live.starts_with("arn:") && in_scope(&arn) && scope.parameter_arn(live) == arn
+            !credentials && !live.starts_with("arn:") && scope.holds(&arn) && scope.parameter_arn(live) == arn
         }
         RawTarget::Secret(want) => {
             let want_name = want.secret_arn.rsplit_once(":secret:").map_or("", |(_, n)| n);
             if !live.starts_with("arn:") {
                 let whole = want.json_key.is_none() && want.version_stage.is_none() && want.version_id.is_none();
-                return credentials && whole && in_scope(&want.secret_arn) && suffixed(live, want_name);
+                return credentials && whole && scope.holds(&want.secret_arn) && suffixed(live, want_name);
             }
             let Ok(RawTarget::Secret(have)) = parse_value_from(live) else { return false };
             let (Some((have_prefix, have_name)), Some((want_prefix, _))) =

@@ -84,12 +84,12 @@ pub fn wanted(services: &[FoundService], scope: &Scope) -> Wanted {
             let log = c["logConfiguration"]["secretOptions"].as_array().into_iter().flatten();
             for v in entries.chain(log).filter_map(|e| e["valueFrom"].as_str()) {
                 match crate::arn::parse_value_from(v) {
-                    Ok(crate::arn::RawTarget::Parameter { arn, name }) if super::in_scope(&arn, scope) => {
+                    Ok(crate::arn::RawTarget::Parameter { arn, name }) if scope.holds(&arn) => {
                         for n in parameter_names(&arn, &name) {
                             w.parameters.insert(n);
                         }
                     }
-                    Ok(crate::arn::RawTarget::Secret(s)) if super::in_scope(&s.secret_arn, scope) => {
+                    Ok(crate::arn::RawTarget::Secret(s)) if scope.holds(&s.secret_arn) => {
                         w.secrets.insert(s.secret_arn);
                     }
                     Ok(_) => {}
@@ -101,7 +101,7 @@ pub fn wanted(services: &[FoundService], scope: &Scope) -> Wanted {
             }
             if let Some(v) = c["repositoryCredentials"]["credentialsParameter"].as_str() {
                 match crate::arn::parse_value_from(v) {
-                    Ok(crate::arn::RawTarget::Secret(s)) if super::in_scope(&s.secret_arn, scope) => {
+                    Ok(crate::arn::RawTarget::Secret(s)) if scope.holds(&s.secret_arn) => {
                         w.secrets.insert(s.secret_arn);
                     }
                     Err(_) if !v.starts_with("arn:") => {

@@ -35,11 +35,6 @@ pub struct Generated {
     pub secrets: usize,
 }
 
-pub(crate) fn in_scope(arn: &str, scope: &Scope) -> bool {
-    Arn::parse(arn)
-        .is_some_and(|a| a.partition == scope.partition && a.region == scope.region && a.account == scope.account)
-}
-
 /// A reference as a manifest writes it.
 enum Ref {
     Parameter(String),
@@ -376,14 +371,14 @@ impl<'a> ServiceCx<'a, '_> {
                 if credentials {
                     return Err(format!("{at}: repository credentials must be a Secrets Manager secret, not {v}"));
                 }
-                if !in_scope(&arn, self.scope) {
+                if !self.scope.holds(&arn) {
                     self.notes.push(other_scope(at, &arn));
                     return Ok(Ref::Raw(v.to_string()));
                 }
                 Ok(self.parameter(&found::parameter_names(&arn, &name), v, at))
             }
             Ok(RawTarget::Secret(s)) => {
-                if !in_scope(&s.secret_arn, self.scope) {
+                if !self.scope.holds(&s.secret_arn) {
                     self.notes.push(other_scope(at, &s.secret_arn));
                     return Ok(Ref::Raw(v.to_string()));
                 }
