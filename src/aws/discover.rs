@@ -30,7 +30,7 @@ pub async fn discover(aws: &Aws, clusters: &[String], only: &[String], concurren
         let (id, td) = r?;
         defs.insert(id, td);
     }
-    let mut found = Found { scope: Some(aws.scope.clone()), ..Default::default() };
+    let mut found = Found::new(aws.scope.clone());
     // In the order asked (a named service that does not exist is left out).
     for (cluster, name) in &pairs {
         let Some(s) = described.get(&(cluster.clone(), name.clone())) else { continue };

@@ -8,9 +8,10 @@ use serde_json::Value;
 use crate::arn::Scope;
 
 /// Everything `init` writes manifests from.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Found {
-    pub scope: Option<Scope>,
+    /// The account and region the services were read in.
+    pub scope: Scope,
     pub services: Vec<FoundService>,
     /// By role name.
     pub roles: BTreeMap<String, FoundRole>,
@@ -57,6 +58,18 @@ pub struct FoundSecret {
     pub name: String,
     pub kms_key_id: Option<String>,
     pub description: Option<String>,
+}
+
+impl Found {
+    pub fn new(scope: Scope) -> Self {
+        Self {
+            scope,
+            services: Vec::new(),
+            roles: BTreeMap::new(),
+            parameters: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+        }
+    }
 }
 
 /// The values and roles the definitions of `services` name, to be read next.

@@ -44,7 +44,7 @@ enum Ref {
 
 /// Builds every manifest.
 pub fn generate(found: &Found) -> Generated {
-    let scope = found.scope.clone().unwrap_or_else(|| Scope::new("us-east-1", "000000000000"));
+    let scope = &found.scope;
     let mut per_name: BTreeMap<&str, usize> = BTreeMap::new();
     for s in &found.services {
         *per_name.entry(s.name.as_str()).or_default() += 1;
@@ -64,7 +64,7 @@ pub fn generate(found: &Found) -> Generated {
         };
         let mut cx = ServiceCx {
             found,
-            scope: &scope,
+            scope,
             name: &name,
             claimed: &mut claimed,
             notes: Vec::new(),

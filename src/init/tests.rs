@@ -32,7 +32,7 @@ fn hand_wired() -> Found {
             {"name": "private", "image": "registry.example.com/app",
              "repositoryCredentials": {"credentialsParameter": "registry/dockerhub"}}]
     });
-    let mut f = Found { scope: Some(scope()), ..Default::default() };
+    let mut f = Found::new(scope());
     f.services.push(FoundService {
         cluster: "prod".into(),
         name: "web".into(),
