@@ -13,6 +13,7 @@ use crate::manifest;
 use crate::metrics::Metrics;
 use crate::model::Desired;
 use crate::reconcile::Reconciler;
+use crate::stdout::emit;
 
 #[derive(Debug, Parser)]
 #[command(name = "secretwire", version, about = "Keeps the secret wiring of Amazon ECS services true to a GitOps repo")]
@@ -422,13 +423,6 @@ async fn fleet(
         }
     }
     Ok(fleet)
-}
-
-/// Writes to stdout; a closed pipe (`secretwire render web | head`) is not an error.
-fn emit(text: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
 fn print_json(v: &serde_json::Value) {

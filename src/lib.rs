@@ -31,5 +31,6 @@ pub mod rollout;
 pub mod run;
 pub mod sar;
 pub mod statusview;
+pub mod stdout;
 pub mod taskdef;
 pub mod value;

@@ -16,10 +16,7 @@ pub fn write(found: &Found, clusters: &[String], services: &[String], out: Optio
     match out {
         None => {
             let text: Vec<String> = g.files.iter().map(|(p, t)| format!("# {p}\n{t}")).collect();
-            use std::io::Write;
-            // A closed pipe (`secretwire init … | head`) is not an error.
-            let mut stdout = std::io::stdout().lock();
-            let _ = stdout.write_all(text.join("---\n").as_bytes()).and_then(|()| stdout.flush());
+            crate::stdout::emit(&text.join("---\n"));
         }
         Some(dir) => {
             let exists: Vec<String> = g
