@@ -99,30 +99,14 @@ pub fn generate(found: &Found) -> Generated {
     let mut values = Vec::new();
     for name in &parameters {
         let Some(p) = found.parameters.get(name) else { continue };
-        let mut spec = Vec::new();
-        if p.kind == "String" {
-            spec.push(("type", Y::s("String")));
-        }
-        if let Some(k) = p.key_id.as_deref().filter(|k| p.kind == "SecureString" && *k != "alias/aws/ssm") {
-            spec.push(("kmsKeyId", Y::s(k)));
-        }
-        if let Some(d) = &p.description {
-            spec.push(("description", Y::s(d)));
-        }
-        spec.push(("adopt", Y::Bool(true)));
-        values.push(yaml::document(&[], &doc("Parameter", name, Y::map(spec))));
+        let kind = (p.kind == "String").then(|| Y::s("String"));
+        let key = p.key_id.as_deref().filter(|k| p.kind == "SecureString" && *k != "alias/aws/ssm");
+        values.push(adopted("Parameter", name, kind, key, p.description.as_deref()));
         g.parameters += 1;
     }
     for (name, s) in &secrets {
-        let mut spec = Vec::new();
-        if let Some(k) = s.kms_key_id.as_deref().filter(|k| *k != "alias/aws/secretsmanager") {
-            spec.push(("kmsKeyId", Y::s(k)));
-        }
-        if let Some(d) = &s.description {
-            spec.push(("description", Y::s(d)));
-        }
-        spec.push(("adopt", Y::Bool(true)));
-        values.push(yaml::document(&[], &doc("Secret", name, Y::map(spec))));
+        let key = s.kms_key_id.as_deref().filter(|k| *k != "alias/aws/secretsmanager");
+        values.push(adopted("Secret", name, None, key, s.description.as_deref()));
         g.secrets += 1;
     }
     if !values.is_empty() {
@@ -132,6 +116,17 @@ pub fn generate(found: &Found) -> Generated {
     }
     g.files.extend(service_files);
     g
+}
+
+/// A Parameter or Secret adopted as it is: its type (a parameter's, when not
+/// the default), its customer managed key, its description; no initialValue.
+fn adopted(kind: &str, name: &str, value_type: Option<Y>, key: Option<&str>, description: Option<&str>) -> String {
+    let mut spec = Vec::new();
+    spec.extend(value_type.map(|t| ("type", t)));
+    spec.extend(key.map(|k| ("kmsKeyId", Y::s(k))));
+    spec.extend(description.map(|d| ("description", Y::s(d))));
+    spec.push(("adopt", Y::Bool(true)));
+    yaml::document(&[], &doc(kind, name, Y::map(spec)))
 }
 
 fn doc(kind: &str, name: &str, spec: Y) -> Y {
